@@ -1,0 +1,166 @@
+"""The one error tree. Each class carries its HTTP status, a stable code and a CLI exit code.
+
+Library exceptions (httpx, SQLAlchemy, parsers) are translated into these once, at the seam
+where they arise (`raise ... from exc`); the HTTP layer and the CLI render them in one place.
+"""
+
+from __future__ import annotations
+
+
+class RagsearchError(Exception):
+    """Base of every error ragsearch reports to a user."""
+
+    status: int = 500
+    code: str = "internal_error"
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InputError(RagsearchError):
+    """The request or file is wrong; retrying the same thing will not help."""
+
+    status = 400
+    code = "invalid_input"
+    exit_code = 2
+
+
+class PayloadTooLarge(InputError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(InputError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class ParseError(InputError):
+    """A file could not be turned into text (corrupt, empty, binary, wrong format)."""
+
+    status = 422
+    code = "unparseable_document"
+
+
+class NotFound(RagsearchError):
+    status = 404
+    code = "not_found"
+    exit_code = 3
+
+
+class Conflict(RagsearchError):
+    """The request contradicts existing state (e.g. an embedding dimension mismatch)."""
+
+    status = 409
+    code = "conflict"
+    exit_code = 4
+
+
+class Locked(Conflict):
+    """Another writer holds the ingest lock."""
+
+    code = "locked"
+
+
+class Unauthorized(RagsearchError):
+    status = 401
+    code = "unauthorized"
+    exit_code = 5
+
+
+class Forbidden(RagsearchError):
+    status = 403
+    code = "forbidden"
+    exit_code = 5
+
+
+class TooManyRequests(RagsearchError):
+    """A client of ours exceeded its rate limit."""
+
+    status = 429
+    code = "rate_limited"
+    exit_code = 6
+
+
+class ProviderError(RagsearchError):
+    """A model provider (Zhipu, a local model) failed."""
+
+    status = 502
+    code = "provider_error"
+    exit_code = 6
+    retryable = False
+
+
+class RateLimited(ProviderError):
+    """The provider throttled us (Zhipu 1302/1303/1305) and retries ran out."""
+
+    status = 503
+    code = "provider_rate_limited"
+    retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    status = 504
+    code = "provider_timeout"
+    retryable = True
+
+
+class ProviderUnavailable(ProviderError):
+    """Server-side or network failure at the provider (5xx, connection errors)."""
+
+    status = 503
+    code = "provider_unavailable"
+    retryable = True
+
+
+class BadProviderResponse(ProviderError):
+    """The provider answered with something that breaks its own contract."""
+
+    status = 502
+    code = "bad_provider_response"
+    retryable = True
+
+
+class ProviderAuthError(ProviderError):
+    """The provider rejected our credentials (Zhipu 1000-1005)."""
+
+    code = "provider_auth_failed"
+
+
+class ProviderQuotaError(ProviderError):
+    """The account cannot pay for more calls (Zhipu 1113 arrears, 1304/1308-1321 quota)."""
+
+    status = 503
+    code = "provider_quota_exhausted"
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused this input (bad parameter, prompt too long, sensitive content)."""
+
+    status = 400
+    code = "provider_rejected"
+
+
+ALL_ERRORS: tuple[type[RagsearchError], ...] = (
+    RagsearchError,
+    InputError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ParseError,
+    NotFound,
+    Conflict,
+    Locked,
+    Unauthorized,
+    Forbidden,
+    TooManyRequests,
+    ProviderError,
+    RateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+    BadProviderResponse,
+    ProviderAuthError,
+    ProviderQuotaError,
+    ProviderRejected,
+)

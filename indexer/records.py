@@ -1,0 +1,106 @@
+"""Frozen records passed between pipeline stages. No I/O handles live here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A structural unit of a parsed document: a paragraph, list, table or page block.
+
+    `start`/`end` are character offsets of `text` inside `ParsedDocument.text`, so that
+    `doc.text[s.start:s.end] == s.text` always holds.
+    """
+
+    text: str
+    start: int
+    end: int
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """A document turned into text plus structure, ready to chunk."""
+
+    text: str
+    sections: tuple[Section, ...]
+    media_type: str
+    title: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkDraft:
+    """A chunk before it has an id: text, span and context for citations."""
+
+    ordinal: int
+    text: str
+    start: int
+    end: int
+    heading_path: tuple[str, ...]
+    page: int | None
+    tokens: int
+
+    @property
+    def embed_text(self) -> str:
+        """What the embedder sees: the heading path gives a chunk its context."""
+        if not self.heading_path:
+            return self.text
+        return " > ".join(self.heading_path) + "\n" + self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one model call consumed, with its estimated cost."""
+
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_cny: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class FailedSource:
+    source: str
+    error: str
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What one ingest run did. Mutable while the run builds it; serialised by `as_dict`."""
+
+    collection: str
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+    tokens: int = 0
+    cost_cny: float = 0.0
+    seconds: float = 0.0
+    failed: list[FailedSource] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "tokens": self.tokens,
+            "cost_cny": round(self.cost_cny, 6),
+            "seconds": round(self.seconds, 3),
+            "failed": [{"source": f.source, "error": f.error} for f in self.failed],
+        }

