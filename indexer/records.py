@@ -104,3 +104,63 @@ class IngestReport:
             "seconds": round(self.seconds, 3),
             "failed": [{"source": f.source, "error": f.error} for f in self.failed],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """A named set of documents sharing one embedder (fixed at creation) and chunking setup."""
+
+    id: int
+    name: str
+    embedder_provider: str
+    embedder_model: str
+    dimensions: int
+    chunk_tokens: int
+    overlap_sentences: int
+    revision: int
+
+    @property
+    def cache_model_key(self) -> str:
+        """Embedding-cache key part: vectors from different providers never mix."""
+        return f"{self.embedder_provider}:{self.embedder_model}"
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    id: int
+    collection_id: int
+    source: str
+    title: str | None
+    media_type: str
+    content_sha256: str
+    metadata: dict[str, Any]
+    size_bytes: int
+    chunk_count: int
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    """A chunk ready to be written: its draft plus the cache key of its vector."""
+
+    draft: ChunkDraft
+    embed_sha256: str
+    lexical_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as read back for search results and citations."""
+
+    id: int
+    document_id: int
+    ordinal: int
+    text: str
+    start: int
+    end: int
+    heading_path: tuple[str, ...]
+    page: int | None
+    source: str
+    title: str | None
+    metadata: dict[str, Any]

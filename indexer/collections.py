@@ -1,0 +1,67 @@
+"""Creating collections: the embedder and chunk budget are fixed at creation."""
+
+from __future__ import annotations
+
+from indexer.catalog import CollectionSpec, validate_collection_name
+from indexer.errors import Conflict
+from indexer.index import Index
+from indexer.providers.base import Embedder
+from indexer.providers.factory import EmbedderCache, EmbedderSpec, default_embedder_spec
+from indexer.records import Collection
+
+
+def create_collection(
+    index: Index,
+    embedders: EmbedderCache,
+    name: str,
+    spec: EmbedderSpec | None = None,
+    *,
+    chunk_tokens: int | None = None,
+    overlap_sentences: int | None = None,
+) -> Collection:
+    """Create `name` with `spec` (default: Zhipu with a key, else MiniLM).
+
+    The chunk budget is capped by the embedder's real input limit, so no chunk is truncated.
+    """
+    validate_collection_name(name)
+    settings = index.settings
+    spec = spec or default_embedder_spec(settings)
+    embedder = embedders.get(spec)
+    budget = min(chunk_tokens or settings.chunk_tokens, embedder.max_input_tokens)
+    return index.catalog.create_collection(
+        CollectionSpec(
+            name=name,
+            embedder_provider=embedder.provider,
+            embedder_model=embedder.model,
+            dimensions=embedder.dimensions,
+            chunk_tokens=budget,
+            overlap_sentences=(
+                settings.chunk_overlap_sentences if overlap_sentences is None else overlap_sentences
+            ),
+        )
+    )
+
+
+def ensure_collection(index: Index, embedders: EmbedderCache, name: str) -> Collection:
+    """The named collection, created with the default embedder when missing."""
+    found = index.catalog.find_collection(name)
+    if found is not None:
+        return found
+    try:
+        return create_collection(index, embedders, name)
+    except Conflict:  # created concurrently by another process
+        return index.catalog.get_collection(name)
+
+
+def check_embedder(collection: Collection, embedder: Embedder) -> None:
+    """Refuse to mix vectors from a different model or dimension into a collection."""
+    if (embedder.provider, embedder.model, embedder.dimensions) != (
+        collection.embedder_provider,
+        collection.embedder_model,
+        collection.dimensions,
+    ):
+        raise Conflict(
+            f"collection {collection.name!r} was created with {collection.embedder_provider} "
+            f"{collection.embedder_model} ({collection.dimensions} dimensions); it cannot take "
+            f"vectors from {embedder.provider} {embedder.model} ({embedder.dimensions} dimensions)"
+        )

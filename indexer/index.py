@@ -1,0 +1,113 @@
+"""The index of a data directory: the catalog plus one vector store per collection.
+
+Vector files are derived data. Whenever one is loaded it is reconciled against the catalog:
+vectors whose chunk is gone are removed, chunks without a vector get theirs back from the
+embedding cache. A writer saves the repaired file; a reader repairs only its copy in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from indexer.catalog import Catalog
+from indexer.records import Collection
+from indexer.settings import Settings
+from indexer.vectors.faiss_store import FaissStore
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    added: int
+    removed: int
+    unrecoverable: list[int]  # chunks whose vector is in no cache (they need re-embedding)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionStatus:
+    name: str
+    documents: int
+    chunks: int
+    vectors: int
+    consistent: bool
+
+
+class Index:
+    """Opens the catalog and the vector stores of one data directory."""
+
+    def __init__(self, settings: Settings, *, writer: bool = False) -> None:
+        self.settings = settings
+        self.writer = writer
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(settings.resolved_catalog_url)
+        self._stores: dict[int, tuple[int, FaissStore]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def _path(self, collection: Collection) -> FaissStore:
+        return FaissStore(
+            self.settings.vectors_dir / f"{collection.id}-{collection.name}.faiss",
+            collection.dimensions,
+            ann_threshold=self.settings.ann_threshold,
+            nprobe=self.settings.ivf_nprobe,
+        )
+
+    def store(self, collection: Collection) -> FaissStore:
+        """The collection's vectors, current with the catalog's latest committed revision."""
+        revision = self.catalog.revision(collection.id)
+        with self._lock:
+            cached = self._stores.get(collection.id)
+            if cached is not None and cached[0] == revision:
+                return cached[1]
+            store = self._path(collection)
+            store.load()
+            self.reconcile(collection, store)
+            if self.writer and store.dirty:
+                store.save()
+            self._stores[collection.id] = (revision, store)
+            return store
+
+    def mark_current(self, collection: Collection, store: FaissStore) -> None:
+        """Record that `store` already holds this process's own latest writes."""
+        revision = self.catalog.revision(collection.id)
+        with self._lock:
+            self._stores[collection.id] = (revision, store)
+
+    def forget(self, collection: Collection) -> None:
+        with self._lock:
+            cached = self._stores.pop(collection.id, None)
+        store = cached[1] if cached else self._path(collection)
+        store.delete_file()
+
+    def reconcile(self, collection: Collection, store: FaissStore) -> Reconciliation:
+        """Make `store` hold exactly one vector per catalog chunk."""
+        in_catalog = self.catalog.chunk_ids(collection.id)
+        in_store = store.ids()
+        extra = np.setdiff1d(in_store, in_catalog, assume_unique=False)
+        missing = np.setdiff1d(in_catalog, in_store, assume_unique=False)
+        removed = store.remove(extra) if len(extra) else 0
+        found, vectors, unrecoverable = self.catalog.chunk_vectors(collection, missing.tolist())
+        if found:
+            store.add(np.asarray(found, dtype=np.int64), vectors)
+        return Reconciliation(added=len(found), removed=removed, unrecoverable=unrecoverable)
+
+    def status(self, collection: Collection) -> CollectionStatus:
+        """What is on disk now: the saved vector file compared with the catalog."""
+        on_disk = self._path(collection)
+        on_disk.load()
+        ids = on_disk.ids()
+        chunk_ids = self.catalog.chunk_ids(collection.id)
+        consistent = len(ids) == len(np.unique(ids)) and np.array_equal(
+            np.sort(ids), np.sort(chunk_ids)
+        )
+        return CollectionStatus(
+            name=collection.name,
+            documents=self.catalog.count_documents(collection.id),
+            chunks=len(chunk_ids),
+            vectors=len(ids),
+            consistent=bool(consistent),
+        )

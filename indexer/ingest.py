@@ -1,0 +1,304 @@
+"""The ingest orchestrator: hash → skip unchanged → parse → chunk → embed (cache first) → write.
+
+One transaction per document. Vectors are cached as soon as they are computed, so a failure
+later (a provider outage, a crash) never pays for the same embedding twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.catalog import NewDocument
+from indexer.chunking import chunk_document
+from indexer.collections import check_embedder
+from indexer.errors import InputError, PayloadTooLarge, RagsearchError
+from indexer.index import Index
+from indexer.lexical import index_text
+from indexer.parsers import SUPPORTED_SUFFIXES, parse_bytes
+from indexer.providers.base import Embedder, Vectors
+from indexer.records import ChunkDraft, Collection, FailedSource, IngestReport, NewChunk
+
+_GROUP_CHUNKS = 512  # chunks embedded together: big batches keep the model busy
+_CHECKPOINT_SECONDS = 5.0  # how often the vector file is saved during a long ingest
+
+ProgressCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceItem:
+    """One thing to ingest: a file on disk, or bytes from an upload."""
+
+    source: str  # unique within a collection: an absolute path or a caller-given name
+    filename: str  # decides the parser, by suffix
+    path: Path | None = None
+    data: bytes | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def source_for_path(path: Path) -> str:
+    """How a file is named in the catalog: its absolute path."""
+    return str(path.expanduser().resolve())
+
+
+def discover(paths: Sequence[Path]) -> list[SourceItem]:
+    """Files to ingest under `paths`: directories recursively, hidden entries skipped.
+
+    An explicitly named file is always taken (an unsupported one fails alone later);
+    inside directories only supported suffixes are picked up.
+    """
+    items: dict[str, SourceItem] = {}
+    for raw in paths:
+        path = raw.expanduser()
+        if not path.exists():
+            raise InputError(f"no such file or directory: {raw}")
+        if path.is_file():
+            source = source_for_path(path)
+            items[source] = SourceItem(source, path.name, path=path.resolve())
+            continue
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                file = Path(root) / name
+                if name.startswith(".") or file.suffix.lower() not in SUPPORTED_SUFFIXES:
+                    continue
+                source = source_for_path(file)
+                items[source] = SourceItem(source, name, path=file.resolve())
+    return list(items.values())
+
+
+@dataclass(slots=True)
+class _Prepared:
+    item: SourceItem
+    sha256: str
+    size: int
+    title: str | None
+    media_type: str
+    metadata: dict[str, Any]
+    drafts: list[ChunkDraft]
+    embed_shas: list[str]
+    is_update: bool
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Ingestor:
+    """Writes items into one collection. The caller holds the writer lock."""
+
+    def __init__(
+        self,
+        index: Index,
+        collection: Collection,
+        embedder: Embedder,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        check_embedder(collection, embedder)
+        self.index = index
+        self.catalog = index.catalog
+        self.collection = collection
+        self.embedder = embedder
+        self.settings = index.settings
+        self.on_progress = on_progress
+        self.store = index.store(collection)  # loads and reconciles the vector file
+        self.report = IngestReport(collection=collection.name)
+        self._pending: list[_Prepared] = []
+        self._last_save = time.monotonic()
+
+    async def run(
+        self, items: Iterable[SourceItem], *, sync_scope: Sequence[Path] | None = None
+    ) -> IngestReport:
+        """Ingest `items`; with `sync_scope`, delete documents under it that were not seen."""
+        started = time.perf_counter()
+        existing = self.catalog.document_hashes(self.collection.id)
+        seen: set[str] = set()
+        try:
+            for item in items:
+                seen.add(item.source)
+                self._prepare(item, existing.get(item.source))
+                if self.on_progress:
+                    self.on_progress(item.source)
+                if sum(len(p.drafts) for p in self._pending) >= _GROUP_CHUNKS:
+                    await self._flush()
+            await self._flush()
+            if sync_scope is not None:
+                self._delete_vanished(existing, seen, sync_scope)
+        finally:
+            if self.store.dirty:
+                self.store.save()
+            self.index.mark_current(self.collection, self.store)
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    # --- stages --------------------------------------------------------------------------
+
+    def _fail(self, source: str, error: BaseException | str) -> None:
+        message = error.message if isinstance(error, RagsearchError) else str(error)
+        self.report.failed.append(FailedSource(source, message))
+
+    def _read(self, item: SourceItem) -> bytes:
+        limit = self.settings.max_file_bytes
+        if item.data is not None:
+            data = item.data
+        else:
+            assert item.path is not None
+            try:
+                size = item.path.stat().st_size
+                if size > limit:
+                    raise PayloadTooLarge(f"file is {size:,} bytes; the limit is {limit:,}")
+                data = item.path.read_bytes()
+            except OSError as exc:
+                raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
+        if len(data) > limit:
+            raise PayloadTooLarge(f"file is {len(data):,} bytes; the limit is {limit:,}")
+        return data
+
+    def _prepare(self, item: SourceItem, prior: tuple[int, str] | None) -> None:
+        try:
+            data = self._read(item)
+            sha = hashlib.sha256(data).hexdigest()
+            if prior is not None and prior[1] == sha:
+                self.report.unchanged += 1  # skipped before parsing: costs nothing
+                return
+            parsed = parse_bytes(data, item.filename)
+            drafts = chunk_document(
+                parsed,
+                max_tokens=self.collection.chunk_tokens,
+                overlap_sentences=self.collection.overlap_sentences,
+                count_tokens=self.embedder.count_tokens,
+            )
+            if not drafts:
+                raise InputError("no text to index")
+        except RagsearchError as exc:
+            self._fail(item.source, exc)
+            return
+        except Exception as exc:  # a parser bug must not sink the other files
+            self._fail(item.source, f"unexpected {type(exc).__name__}: {exc}")
+            return
+        self._pending.append(
+            _Prepared(
+                item=item,
+                sha256=sha,
+                size=len(data),
+                title=parsed.title or Path(item.filename).stem,
+                media_type=parsed.media_type,
+                metadata={**parsed.metadata, **item.metadata},
+                drafts=drafts,
+                embed_shas=[_sha(d.embed_text) for d in drafts],
+                is_update=prior is not None,
+            )
+        )
+
+    async def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        vectors, errors = await self._embed(pending)
+        for prepared in pending:
+            failed = next((errors[s] for s in prepared.embed_shas if s in errors), None)
+            if failed is not None:
+                self._fail(prepared.item.source, failed)
+                continue
+            self._write(prepared, np.stack([vectors[s] for s in prepared.embed_shas]))
+        self.index.mark_current(self.collection, self.store)
+        if self.store.dirty and time.monotonic() - self._last_save > _CHECKPOINT_SECONDS:
+            self.store.save()
+            self._last_save = time.monotonic()
+
+    async def _embed(
+        self, pending: Sequence[_Prepared]
+    ) -> tuple[dict[str, Vectors], dict[str, str]]:
+        """Vectors for every chunk, cache first. Returns (sha -> vector, sha -> error)."""
+        texts: dict[str, str] = {}
+        for prepared in pending:
+            for sha, draft in zip(prepared.embed_shas, prepared.drafts, strict=True):
+                texts.setdefault(sha, draft.embed_text)
+        model_key = self.collection.cache_model_key
+        dims = self.collection.dimensions
+        vectors = self.catalog.cached_vectors(model_key, dims, list(texts))
+        total_chunks = sum(len(p.drafts) for p in pending)
+        missing = [sha for sha in texts if sha not in vectors]
+        batch = max(1, self.settings.embed_batch_size)
+        batches = [missing[i : i + batch] for i in range(0, len(missing), batch)]
+        results = await asyncio.gather(
+            *(self.embedder.embed_documents([texts[s] for s in b]) for b in batches),
+            return_exceptions=True,
+        )
+        computed: dict[str, Vectors] = {}
+        errors: dict[str, str] = {}
+        for shas, result in zip(batches, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, RagsearchError):
+                    raise result
+                errors.update(dict.fromkeys(shas, f"embedding failed: {result.message}"))
+                continue
+            self.report.tokens += result.usage.prompt_tokens
+            self.report.cost_cny += result.usage.cost_cny
+            computed.update(zip(shas, result.vectors, strict=True))
+        self.catalog.put_vectors(model_key, dims, computed)
+        vectors.update(computed)
+        self.report.embedded += len(computed)
+        self.report.reused += total_chunks - len(computed) - sum(
+            1 for p in pending for s in p.embed_shas if s in errors
+        )
+        return vectors, errors
+
+    def _write(self, prepared: _Prepared, vectors: Vectors) -> None:
+        new_chunks = [
+            NewChunk(draft=d, embed_sha256=s, lexical_text=index_text(d.embed_text))
+            for d, s in zip(prepared.drafts, prepared.embed_shas, strict=True)
+        ]
+        document = NewDocument(
+            source=prepared.item.source,
+            title=prepared.title,
+            media_type=prepared.media_type,
+            content_sha256=prepared.sha256,
+            metadata=prepared.metadata,
+            size_bytes=prepared.size,
+        )
+        _, chunk_ids, removed = self.catalog.write_document(self.collection, document, new_chunks)
+        self.store.remove(np.asarray(removed, dtype=np.int64))
+        self.store.add(np.asarray(chunk_ids, dtype=np.int64), vectors)
+        self.report.chunks += len(chunk_ids)
+        if prepared.is_update:
+            self.report.updated += 1
+        else:
+            self.report.added += 1
+
+    def _delete_vanished(
+        self, existing: dict[str, tuple[int, str]], seen: set[str], scope: Sequence[Path]
+    ) -> None:
+        roots = [source_for_path(p) for p in scope]
+        for source, (document_id, _) in existing.items():
+            if source in seen:
+                continue
+            if any(source == root or source.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
+                self.delete_document(document_id)
+
+    def delete_document(self, document_id: int) -> None:
+        removed = self.catalog.delete_document(self.collection.id, document_id)
+        self.store.remove(np.asarray(removed, dtype=np.int64))
+        self.report.deleted += 1
+
+
+def delete_documents(index: Index, collection: Collection, document_ids: Sequence[int]) -> None:
+    """Delete documents with their chunks, text and vectors. The caller holds the writer lock."""
+    store = index.store(collection)
+    try:
+        for document_id in document_ids:
+            removed = index.catalog.delete_document(collection.id, document_id)
+            store.remove(np.asarray(removed, dtype=np.int64))
+    finally:
+        if store.dirty:
+            store.save()
+        index.mark_current(collection, store)

@@ -1,0 +1,78 @@
+"""Which embedder a collection uses, and building it from settings."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from indexer.errors import InputError, ProviderAuthError
+from indexer.providers.base import Embedder
+from indexer.records import Collection
+from indexer.settings import Settings
+
+PROVIDERS = ("local", "zhipu", "hashing")
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedderSpec:
+    provider: str
+    model: str
+    dimensions: int | None  # None: the model's own (local models)
+
+
+def default_embedder_spec(settings: Settings) -> EmbedderSpec:
+    """Zhipu Embedding-3 when a key is configured, else the embedded MiniLM."""
+    if settings.has_zhipu_key:
+        return EmbedderSpec(
+            "zhipu", settings.zhipu_embedding_model, settings.zhipu_embedding_dimensions
+        )
+    return EmbedderSpec("local", settings.local_embedding_model, None)
+
+
+def build_embedder(settings: Settings, spec: EmbedderSpec) -> Embedder:
+    if spec.provider == "local":
+        from indexer.providers.local import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(spec.model, batch_size=settings.embed_batch_size)
+    if spec.provider == "hashing":
+        from indexer.providers.local import HashingEmbedder
+
+        return HashingEmbedder(spec.dimensions or 256)
+    if spec.provider == "zhipu":
+        if not settings.has_zhipu_key:
+            raise ProviderAuthError(
+                "this collection embeds with Zhipu; set ZHIPUAI_API_KEY to use it"
+            )
+        from indexer.providers.zhipu import ZhipuEmbedder
+
+        return ZhipuEmbedder.from_settings(settings, model=spec.model, dimensions=spec.dimensions)
+    raise InputError(f"unknown embedder provider {spec.provider!r}; use one of {PROVIDERS}")
+
+
+class EmbedderCache:
+    """Builds each embedder once per process: loading MiniLM costs seconds."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._built: dict[EmbedderSpec, Embedder] = {}
+        self._lock = threading.Lock()
+
+    def get(self, spec: EmbedderSpec) -> Embedder:
+        with self._lock:
+            if spec not in self._built:
+                self._built[spec] = build_embedder(self.settings, spec)
+            return self._built[spec]
+
+    def for_collection(self, collection: Collection) -> Embedder:
+        return self.get(
+            EmbedderSpec(
+                collection.embedder_provider, collection.embedder_model, collection.dimensions
+            )
+            if collection.embedder_provider != "local"
+            else EmbedderSpec("local", collection.embedder_model, None)
+        )
+
+    async def aclose(self) -> None:
+        for embedder in self._built.values():
+            await embedder.aclose()
+        self._built.clear()

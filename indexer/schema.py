@@ -1,0 +1,120 @@
+"""Catalog tables (SQLAlchemy Core). SQLite by default, PostgreSQL to scale out.
+
+A chunk's integer primary key is its vector id. `sqlite_autoincrement` matters: ids are never
+reused, so a stale vector left in a FAISS file can never point at a newer chunk.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# BigInteger for ids on PostgreSQL, plain INTEGER on SQLite (where only INTEGER PRIMARY KEY
+# aliases the rowid).
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("embedder_provider", String(32), nullable=False),
+    Column("embedder_model", String(256), nullable=False),
+    Column("dimensions", Integer, nullable=False),
+    Column("chunk_tokens", Integer, nullable=False),
+    Column("overlap_sentences", Integer, nullable=False),
+    # Bumped by every committed write, so readers know when to reload vectors.
+    Column("revision", BigInteger, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column(
+        "collection_id",
+        IdType,
+        ForeignKey("collections.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("source", String(2048), nullable=False),
+    Column("title", String(1024), nullable=True),
+    Column("media_type", String(128), nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("metadata", JSON, nullable=False, default=dict),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("chunk_count", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("collection_id", "source", name="uq_documents_collection_source"),
+    sqlite_autoincrement=True,
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column(
+        "document_id",
+        IdType,
+        ForeignKey("documents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("collection_id", IdType, nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("char_start", Integer, nullable=False),
+    Column("char_end", Integer, nullable=False),
+    Column("heading_path", JSON, nullable=False, default=list),
+    Column("page", Integer, nullable=True),
+    Column("tokens", Integer, nullable=False),
+    # sha256 of the text the embedder saw (heading path + text): the embedding cache key.
+    Column("embed_sha256", String(64), nullable=False),
+    Index("ix_chunks_document", "document_id"),
+    Index("ix_chunks_collection", "collection_id"),
+    sqlite_autoincrement=True,
+)
+
+embedding_cache = Table(
+    "embedding_cache",
+    metadata,
+    Column("model", String(300), primary_key=True),
+    Column("dimensions", Integer, primary_key=True),
+    Column("text_sha256", String(64), primary_key=True),
+    Column("vector", LargeBinary, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_sha256", String(64), nullable=False, unique=True),
+    Column("scopes", JSON, nullable=False),
+    Column("collections", JSON, nullable=True),
+    Column("allowed_origins", JSON, nullable=True),
+    Column("rate_per_minute", Float, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,157 @@
+"""One FAISS index per collection, keyed by chunk id, inner product on unit vectors.
+
+Exact search (`IndexIDMap2` over `IndexFlatIP`) until a collection passes the ANN threshold,
+then IVF (`IndexIVFFlat`, which stores 64-bit ids itself and supports `remove_ids`).
+Saved atomically: write a temp file, fsync, `os.replace`, fsync the directory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from indexer.providers.base import Vectors
+
+IdArray = np.ndarray[Any, np.dtype[np.int64]]
+_POINTS_PER_CENTROID = 39  # FAISS warns below ~39 training points per IVF list
+
+
+class FaissStore:
+    """Vectors of one collection. Methods are thread-safe."""
+
+    def __init__(
+        self, path: Path, dimensions: int, *, ann_threshold: int = 50_000, nprobe: int = 32
+    ) -> None:
+        self.path = path
+        self.dimensions = dimensions
+        self.ann_threshold = ann_threshold
+        self.nprobe = nprobe
+        self._lock = threading.RLock()
+        self._index: Any = self._new_flat()
+        self.dirty = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def _new_flat(self) -> Any:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimensions))
+
+    @property
+    def is_approximate(self) -> bool:
+        return isinstance(self._index, faiss.IndexIVF)
+
+    def load(self) -> bool:
+        """Read the file if present and sane. Returns False (empty index) when unusable."""
+        with self._lock:
+            self._index = self._new_flat()
+            if not self.path.exists():
+                return False
+            try:
+                index = faiss.read_index(str(self.path))
+            except RuntimeError:
+                return False  # torn or foreign file: the catalog rebuilds it
+            if index.d != self.dimensions:
+                return False
+            if isinstance(index, faiss.IndexIVF):
+                index = faiss.downcast_index(index)
+                index.nprobe = self.nprobe
+            self._index = index
+            self.dirty = False
+            return True
+
+    def save(self) -> None:
+        """Write atomically: readers see the old file or the new one, never a torn one."""
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            faiss.write_index(self._index, str(tmp))
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            self.dirty = False
+
+    def delete_file(self) -> None:
+        with self._lock:
+            self._index = self._new_flat()
+            self.path.unlink(missing_ok=True)
+
+    # --- contents ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def ids(self) -> IdArray:
+        with self._lock:
+            if not self.is_approximate:
+                return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            invlists = self._index.invlists
+            parts = [
+                faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+                for i in range(invlists.nlist)
+                if invlists.list_size(i)
+            ]
+            return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    def add(self, ids: IdArray, vectors: Vectors) -> None:
+        if len(ids) == 0:
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dimensions)
+        with self._lock:
+            self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+            self.dirty = True
+            if not self.is_approximate and self._index.ntotal > self.ann_threshold:
+                self._to_ivf()
+
+    def remove(self, ids: IdArray) -> int:
+        if len(ids) == 0:
+            return 0
+        with self._lock:
+            removed = int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+            self.dirty = self.dirty or removed > 0
+            return removed
+
+    def _to_ivf(self) -> None:
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        vectors = self._index.index.reconstruct_n(0, self._index.ntotal)
+        nlist = max(1, min(int(4 * math.sqrt(len(ids))), len(ids) // _POINTS_PER_CENTROID))
+        quantizer = faiss.IndexFlatIP(self.dimensions)
+        ivf = faiss.IndexIVFFlat(quantizer, self.dimensions, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.train(vectors)
+        ivf.add_with_ids(vectors, ids)
+        ivf.nprobe = self.nprobe
+        ivf.own_fields = True
+        self._quantizer = quantizer  # keep the Python wrapper alive as long as the index
+        self._index = ivf
+
+    # --- search --------------------------------------------------------------------------
+
+    def search(
+        self, query: Vectors, k: int, allowed: IdArray | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-k (chunk id, cosine similarity). `allowed` restricts to those ids."""
+        with self._lock:
+            if self._index.ntotal == 0 or k <= 0:
+                return []
+            if allowed is not None and len(allowed) == 0:
+                return []
+            k = min(k, int(self._index.ntotal))
+            query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimensions)
+            params = None
+            if allowed is not None:
+                selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+                if self.is_approximate:
+                    params = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe)
+                else:
+                    params = faiss.SearchParameters(sel=selector)
+            scores, ids = self._index.search(query, k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
