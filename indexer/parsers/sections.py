@@ -1,0 +1,98 @@
+"""Text normalisation and the builder that lays sections out with exact character spans."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from indexer.errors import ParseError
+from indexer.records import ParsedDocument, Section
+
+SECTION_SEPARATOR = "\n\n"
+
+_TRAILING_SPACE = re.compile(r"[ \t\u00a0\u3000]+$", re.MULTILINE)
+_MANY_BLANK_LINES = re.compile(r"\n{3,}")
+# C0/C1 controls other than tab and newline carry no meaning in indexed text.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def normalize_text(text: str) -> str:
+    """NFC-normalise, unify newlines, drop control chars and trailing spaces, squeeze blank runs.
+
+    A run of two or more blank lines becomes a single blank line.
+    """
+    text = unicodedata.normalize("NFC", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\u2028", "\n").replace("\u2029", "\n\n")
+    text = _CONTROL_CHARS.sub("", text)
+    text = _TRAILING_SPACE.sub("", text)
+    return _MANY_BLANK_LINES.sub("\n\n", text)
+
+
+def clean_heading(text: str) -> str:
+    """Collapse a heading to one line of single-spaced text."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+class SectionBuilder:
+    """Collects section texts in reading order, then joins them into one `ParsedDocument`.
+
+    Every added text is normalised and stripped; empty ones are skipped, so the span
+    invariant `doc.text[s.start:s.end] == s.text` holds by construction.
+    """
+
+    def __init__(self, media_type: str) -> None:
+        self.media_type = media_type
+        self._parts: list[tuple[str, tuple[str, ...], int | None]] = []
+        self._headings: list[tuple[str, tuple[str, ...]]] = []
+
+    def add(self, text: str, heading_path: tuple[str, ...] = (), page: int | None = None) -> None:
+        """Append one section; whitespace-only text is ignored."""
+        cleaned = normalize_text(text).strip("\n")
+        if not cleaned.strip():
+            return
+        # Leading spaces of the first line matter for code, but not at a section edge.
+        self._parts.append((cleaned.strip(), heading_path, page))
+
+    def note_heading(self, text: str, parent_path: tuple[str, ...]) -> None:
+        """Remember a heading so a document made only of headings still yields text."""
+        if text:
+            self._headings.append((text, parent_path))
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def build(
+        self,
+        title: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        empty_message: str = "no text found in the document",
+    ) -> ParsedDocument:
+        """Join the sections with blank lines and compute their spans.
+
+        Raises `ParseError(empty_message)` when nothing readable was collected.
+        """
+        parts = self._parts or [(text, path, None) for text, path in self._headings]
+        if not parts:
+            raise ParseError(empty_message)
+        sections: list[Section] = []
+        offset = 0
+        for text, path, page in parts:
+            if sections:
+                offset += len(SECTION_SEPARATOR)
+            sections.append(Section(text, offset, offset + len(text), path, page))
+            offset += len(text)
+        full_text = SECTION_SEPARATOR.join(text for text, _, _ in parts)
+        return ParsedDocument(
+            text=full_text,
+            sections=tuple(sections),
+            media_type=self.media_type,
+            title=(clean_heading(title) or None) if title else None,
+            metadata=metadata or {},
+        )
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """Split normalised text on blank lines into non-empty paragraphs."""
+    return [p for p in re.split(r"\n[ \t]*\n", text) if p.strip()]
