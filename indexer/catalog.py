@@ -244,13 +244,18 @@ class Catalog:
                 .order_by(chunks.c.char_start)
             ).all()
         parts: list[str] = []
-        covered = 0
+        covered: int | None = None
         for chunk_text, start, end in rows:
-            if end <= covered:
+            if covered is None:
+                parts.append(chunk_text)
+            elif end <= covered:
                 continue
-            parts.append(chunk_text[max(0, covered - start) :])
+            elif start <= covered:  # overlapping or abutting: the same run of text continues
+                parts.append(chunk_text[covered - start :])
+            else:  # the gap held whitespace or content the parser left out
+                parts.append("\n\n" + chunk_text)
             covered = end
-        return "\n\n".join(p for p in parts if p)
+        return "".join(parts)
 
     def write_document(
         self,

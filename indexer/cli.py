@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +47,9 @@ def reports_errors(func: F) -> F:
         except RagsearchError as exc:
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: what was committed is kept; run again to finish", err=True)
+            sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
 
@@ -95,6 +99,8 @@ def _notice_default(settings: Settings) -> None:
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None) -> None:
     """ragsearch: put documents in, get cited answers out."""
+    # pypdf logs every recoverable oddity of a PDF; a file that truly fails is reported anyway.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     ctx.obj = AppContext(data_dir)
 
 
@@ -104,10 +110,22 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
 @click.option("--sync", is_flag=True, help="Delete documents whose files vanished from PATHS.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--dimensions",
+    type=int,
+    default=None,
+    help="Expected vector size; refused if the collection was created with another.",
+)
 @pass_app
 @reports_errors
 def ingest(
-    app: AppContext, paths: tuple[Path, ...], collection: str, sync: bool, as_json: bool, quiet: bool
+    app: AppContext,
+    paths: tuple[Path, ...],
+    collection: str,
+    sync: bool,
+    as_json: bool,
+    quiet: bool,
+    dimensions: int | None,
 ) -> None:
     """Parse, chunk, embed and store files (directories recursively).
 
@@ -115,6 +133,7 @@ def ingest(
     Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error.
     """
     from indexer.collections import ensure_collection
+    from indexer.errors import Conflict
     from indexer.ingest import Ingestor, discover
     from indexer.progress import ingest_progress
     from indexer.providers.factory import EmbedderCache
@@ -126,6 +145,11 @@ def ingest(
         if index.catalog.find_collection(collection) is None:
             _notice_default(settings)
         target = ensure_collection(index, embedders, collection)
+        if dimensions is not None and dimensions != target.dimensions:
+            raise Conflict(
+                f"collection {collection!r} stores {target.dimensions}-dimensional vectors; "
+                f"its dimension cannot change to {dimensions} (create a new collection)"
+            )
         embedder = embedders.for_collection(target)
         show = not quiet and sys.stderr.isatty()
         with ingest_progress(len(items), enabled=show) as advance:

@@ -18,10 +18,25 @@ from typing import Any
 import numpy as np
 
 from indexer.errors import ProviderError
-from indexer.providers.base import Embeddings, Vectors
+from indexer.providers.base import Embeddings, RerankResult, Vectors
 from indexer.records import Usage
 
 MINILM = "all-MiniLM-L6-v2"
+
+
+def _quiet_offline_hub() -> None:
+    """Never reach for the network; no progress bars or length warnings on stderr.
+
+    Counting a long text's tokens (before chunking it) is intended, so the tokenizer's
+    "longer than the maximum sequence length" warning is noise here.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 def _minilm_path(model: str) -> str:
@@ -42,8 +57,7 @@ class SentenceTransformerEmbedder:
     provider = "local"
 
     def __init__(self, model: str = MINILM, batch_size: int = 64) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        _quiet_offline_hub()
         from sentence_transformers import SentenceTransformer
 
         path = _minilm_path(model)
@@ -137,6 +151,35 @@ class HashingEmbedder:
 
     def embed_query_sync(self, text: str) -> Vectors:
         return self._encode([text])
+
+    async def aclose(self) -> None:
+        return None
+
+
+class LocalCrossEncoder:
+    """A sentence-transformers cross-encoder loaded from a local directory (none ships offline)."""
+
+    def __init__(self, path: Path) -> None:
+        _quiet_offline_hub()
+        if not path.exists():
+            raise ProviderError(f"local cross-encoder not found at {path}")
+        from sentence_transformers import CrossEncoder
+
+        self.model = str(path)
+        self._ce = CrossEncoder(str(path), device="cpu")
+        self._lock = threading.Lock()
+
+    def _score(self, query: str, documents: Sequence[str]) -> list[float]:
+        with self._lock:
+            scores = self._ce.predict([(query, d) for d in documents], show_progress_bar=False)
+        return [float(s) for s in scores]
+
+    async def rerank(
+        self, query: str, documents: Sequence[str], top_n: int | None = None
+    ) -> RerankResult:
+        scores = await asyncio.to_thread(self._score, query, documents)
+        ranking = sorted(enumerate(scores), key=lambda pair: -pair[1])
+        return RerankResult(ranking[:top_n] if top_n else ranking, Usage(model=self.model))
 
     async def aclose(self) -> None:
         return None

@@ -137,12 +137,13 @@ class ZhipuEmbedder:
         settings: Settings,
         dimensions: int | None = None,
         *,
+        model: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> ZhipuEmbedder:
-        """The configured embedding model; `dimensions` overrides the setting (e.g. to match
-        an existing collection). Embedding-2 is always 1024."""
-        model = settings.zhipu_embedding_model
+        """The configured embedding model; `model` and `dimensions` override the settings
+        (e.g. to match an existing collection). Embedding-2 is always 1024."""
+        model = model or settings.zhipu_embedding_model
         if dimensions is None and model == "embedding-3":
             dimensions = settings.zhipu_embedding_dimensions
         return cls(

@@ -58,7 +58,8 @@ class FaissStore:
             if index.d != self.dimensions:
                 return False
             if isinstance(index, faiss.IndexIVF):
-                index = faiss.downcast_index(index)
+                # read_index already returns the concrete class; a downcast_index proxy would
+                # not own the index and dangle once this owning one is collected.
                 index.nprobe = self.nprobe
             self._index = index
             self.dirty = False
@@ -129,8 +130,9 @@ class FaissStore:
         ivf.train(vectors)
         ivf.add_with_ids(vectors, ids)
         ivf.nprobe = self.nprobe
-        ivf.own_fields = True
-        self._quantizer = quantizer  # keep the Python wrapper alive as long as the index
+        # Python owns the quantizer and holding it here keeps it alive as long as the index;
+        # also setting `own_fields` made FAISS free it a second time.
+        self._quantizer = quantizer
         self._index = ivf
 
     # --- search --------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from tests.fakes.zhipu_server import FakeZhipu
 if TYPE_CHECKING:
     from tests.fakes.fixtures import RecordedSleep
 
-pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.anyio
 
 PROMPT = [

@@ -16,7 +16,6 @@ from tests.fakes.zhipu_server import FakeZhipu
 if TYPE_CHECKING:
     from tests.fakes.fixtures import RecordedSleep
 
-pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.anyio
 
 TEXTS = [f"chunk {i} about topic {i % 7} 第{i}段" for i in range(150)]

@@ -23,7 +23,6 @@ from tests.fakes.zhipu_server import FakeZhipu
 if TYPE_CHECKING:
     from tests.fakes.fixtures import RecordedSleep
 
-pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.anyio
 
 BAD_GATEWAY = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"

@@ -9,7 +9,6 @@ from indexer.providers.zhipu import ZhipuReranker
 from indexer.settings import Settings
 from tests.fakes.zhipu_server import FakeZhipu
 
-pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.anyio
 
 

@@ -1,0 +1,111 @@
+"""Shared fixtures: settings in a temporary data directory, an index, fast collections, the CLI.
+
+Everything is real: SQLite files and FAISS files under `tmp_path`, the CLI through click's
+`CliRunner`. Collections use the deterministic `hashing` embedder unless a test says otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from indexer.collections import create_collection
+from indexer.index import Index
+from indexer.providers.factory import EmbedderCache, EmbedderSpec
+from indexer.records import Collection
+from indexer.settings import Settings
+
+pytest_plugins = ["tests.fakes.fixtures"]  # the fake Zhipu server
+
+DATA = Path(__file__).parent / "data"
+INGEST_DATA = DATA / "ingest"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No `RAGSEARCH_*` variable or Zhipu key from the developer's shell reaches a test."""
+    for name in list(os.environ):
+        if name.startswith("RAGSEARCH_") or name == "ZHIPUAI_API_KEY":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with a fresh data directory under `tmp_path`."""
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def index(settings: Settings) -> Iterator[Index]:
+    """The data directory's index, opened for writing (the test is the only writer)."""
+    opened = Index(settings, writer=True)
+    yield opened
+    opened.close()
+
+
+MakeCollection = Callable[..., Collection]
+
+
+@pytest.fixture
+def make_collection(index: Index, settings: Settings) -> MakeCollection:
+    """`make_collection(name="docs", dimensions=256, chunk_tokens=None)`: a hashing collection."""
+
+    def make(
+        name: str = "docs", dimensions: int = 256, chunk_tokens: int | None = None
+    ) -> Collection:
+        spec = EmbedderSpec("hashing", "hashing", dimensions)
+        return create_collection(
+            index, EmbedderCache(settings), name, spec, chunk_tokens=chunk_tokens
+        )
+
+    return make
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    """A folder with three small English files (.md, .txt, .md) copied from tests/data/ingest."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("guide.md", "notes.txt", "release.md"):
+        shutil.copy(INGEST_DATA / name, folder / name)
+    return folder
+
+
+class Cli:
+    """Runs `ragsearch` in-process with `--data-dir` set; stdout and stderr kept apart."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.runner = CliRunner()
+
+    def __call__(
+        self, *args: str | Path, env: dict[str, str] | None = None, input: str | None = None
+    ) -> Result:
+        from indexer.cli import main
+
+        argv = ["--data-dir", str(self.data_dir), *map(str, args)]
+        return self.runner.invoke(main, argv, env=env, input=input, catch_exceptions=False)
+
+    def json(self, *args: str | Path, code: int = 0) -> Any:
+        """Run a `--json` command, check its exit code and parse its whole stdout."""
+        result = self(*args, "--json")
+        assert result.exit_code == code, result.stderr
+        return json.loads(result.stdout)
+
+    def create_collection(self, name: str = "docs", *options: str) -> None:
+        """`collections create NAME --embedder hashing [options]`."""
+        result = self("collections", "create", name, "--embedder", "hashing", *options)
+        assert result.exit_code == 0, result.stderr
+
+
+@pytest.fixture
+def cli(settings: Settings) -> Cli:
+    """The CLI bound to the `settings` data directory."""
+    return Cli(settings.data_dir)
