@@ -369,9 +369,9 @@ class Catalog:
         with self.engine.connect() as conn:
             return int(
                 conn.execute(
-                    select(func.count()).select_from(chunks).where(
-                        chunks.c.collection_id == collection_id
-                    )
+                    select(func.count())
+                    .select_from(chunks)
+                    .where(chunks.c.collection_id == collection_id)
                 ).scalar_one()
             )
 
@@ -379,9 +379,9 @@ class Catalog:
         with self.engine.connect() as conn:
             return int(
                 conn.execute(
-                    select(func.count()).select_from(documents).where(
-                        documents.c.collection_id == collection_id
-                    )
+                    select(func.count())
+                    .select_from(documents)
+                    .where(documents.c.collection_id == collection_id)
                 ).scalar_one()
             )
 

@@ -154,7 +154,9 @@ def ingest(
         show = not quiet and sys.stderr.isatty()
         with ingest_progress(len(items), enabled=show) as advance:
             ingestor = Ingestor(index, target, embedder, on_progress=advance)
-            report = asyncio.run(_run_and_close(ingestor, items, paths if sync else None, embedders))
+            report = asyncio.run(
+                _run_and_close(ingestor, items, paths if sync else None, embedders)
+            )
     if as_json:
         emit_json(report.as_dict())
     else:
@@ -205,7 +207,9 @@ def status(app: AppContext, as_json: bool) -> None:
         click.echo("no collections")
     for r in rows:
         state = "consistent" if r.consistent else "INCONSISTENT (next write repairs it)"
-        click.echo(f"{r.name}: {r.documents} documents, {r.chunks} chunks, {r.vectors} vectors, {state}")
+        click.echo(
+            f"{r.name}: {r.documents} documents, {r.chunks} chunks, {r.vectors} vectors, {state}"
+        )
 
 
 @main.command()
@@ -264,7 +268,9 @@ def delete(
         for source in sources:
             found = index.catalog.find_document_by_source(target.id, source)
             if found is None:
-                found = index.catalog.find_document_by_source(target.id, source_for_path(Path(source)))
+                found = index.catalog.find_document_by_source(
+                    target.id, source_for_path(Path(source))
+                )
             if found is None:
                 raise NotFound(f"no document with source {source!r} in {collection!r}")
             wanted.append(found.id)

@@ -81,21 +81,28 @@ def _operator(key: str, op: str, arg: Any, path: str) -> ColumnElement[bool]:
             _check_scalar(item, path)
         return or_(*(_column_for(key, item) == item for item in arg))
     _check_scalar(arg, path)
-    column = _column_for(key, arg)
+    column: ColumnElement[Any] = _column_for(key, arg)
     if op == "$eq":
-        return column == arg
+        return column == arg  # type: ignore[no-any-return]
     if op == "$ne":
         # A missing key is "not equal" too, as a user would expect.
         return or_(column.is_(None), not_(column == arg))
     if isinstance(arg, bool):
         raise InputError(f"{path}: {op} needs a number or a string, not a boolean")
-    comparisons = {"$gte": column >= arg, "$lte": column <= arg, "$gt": column > arg, "$lt": column < arg}
+    comparisons: dict[str, ColumnElement[bool]] = {
+        "$gte": column >= arg,
+        "$lte": column <= arg,
+        "$gt": column > arg,
+        "$lt": column < arg,
+    }
     return comparisons[op]
 
 
 def _check_scalar(value: Any, path: str) -> None:
     if not isinstance(value, _Scalar):
-        raise InputError(f"{path}: expected a string, number or boolean, got {type(value).__name__}")
+        raise InputError(
+            f"{path}: expected a string, number or boolean, got {type(value).__name__}"
+        )
 
 
 def _column_for(key: str, sample: _Scalar) -> Any:

@@ -248,8 +248,10 @@ class Ingestor:
         self.catalog.put_vectors(model_key, dims, computed)
         vectors.update(computed)
         self.report.embedded += len(computed)
-        self.report.reused += total_chunks - len(computed) - sum(
-            1 for p in pending for s in p.embed_shas if s in errors
+        self.report.reused += (
+            total_chunks
+            - len(computed)
+            - sum(1 for p in pending for s in p.embed_shas if s in errors)
         )
         return vectors, errors
 
@@ -282,7 +284,9 @@ class Ingestor:
         for source, (document_id, _) in existing.items():
             if source in seen:
                 continue
-            if any(source == root or source.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
+            if any(
+                source == root or source.startswith(root.rstrip(os.sep) + os.sep) for root in roots
+            ):
                 self.delete_document(document_id)
 
     def delete_document(self, document_id: int) -> None:

@@ -24,7 +24,7 @@ class SqliteLexicalIndex:
     def create(self, conn: Connection, collection_id: int) -> None:
         conn.exec_driver_sql(
             f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts_table(collection_id)} "
-            f"USING fts5(terms, tokenize=\"{FTS5_TOKENIZE}\")"
+            f'USING fts5(terms, tokenize="{FTS5_TOKENIZE}")'
         )
 
     def drop(self, conn: Connection, collection_id: int) -> None:
@@ -76,4 +76,6 @@ class SqliteLexicalIndex:
         return [(int(r[0]), -float(r[1])) for r in rows]
 
     def count(self, conn: Connection, collection_id: int) -> int:
-        return int(conn.exec_driver_sql(f"SELECT count(*) FROM {fts_table(collection_id)}").scalar_one())
+        return int(
+            conn.exec_driver_sql(f"SELECT count(*) FROM {fts_table(collection_id)}").scalar_one()
+        )

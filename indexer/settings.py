@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """ragsearch configuration: environment variables with the `RAGSEARCH_` prefix."""
 
-    model_config = SettingsConfigDict(env_prefix="RAGSEARCH_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="RAGSEARCH_", extra="ignore", populate_by_name=True
+    )
 
     # --- storage -------------------------------------------------------------------------
     data_dir: Path = Field(
@@ -30,7 +32,9 @@ class Settings(BaseSettings):
         description="Vectors in a collection above which FAISS switches from exact (flat) search "
         "to an approximate IVF index.",
     )
-    ivf_nprobe: int = Field(32, description="IVF lists probed per query once a collection is approximate.")
+    ivf_nprobe: int = Field(
+        32, description="IVF lists probed per query once a collection is approximate."
+    )
     max_file_bytes: int = Field(
         50 * 1024 * 1024, description="Largest file (bytes) ingest accepts; larger ones fail alone."
     )
@@ -58,7 +62,9 @@ class Settings(BaseSettings):
     # --- Zhipu BigModel ------------------------------------------------------------------
     zhipu_api_key: SecretStr | None = Field(
         None,
-        validation_alias=AliasChoices("RAGSEARCH_ZHIPU_API_KEY", "ZHIPUAI_API_KEY", "zhipu_api_key"),
+        validation_alias=AliasChoices(
+            "RAGSEARCH_ZHIPU_API_KEY", "ZHIPUAI_API_KEY", "zhipu_api_key"
+        ),
         description="Zhipu API key (`ZHIPUAI_API_KEY` also accepted). When set, Zhipu is the "
         "default provider for new collections.",
     )
@@ -81,7 +87,9 @@ class Settings(BaseSettings):
     zhipu_backoff_seconds: float = Field(
         1.0, description="First retry wait; doubles each retry, with jitter."
     )
-    price_embedding_cny_per_mtok: float = Field(0.5, description="Embedding-3 price, CNY per 1M tokens.")
+    price_embedding_cny_per_mtok: float = Field(
+        0.5, description="Embedding-3 price, CNY per 1M tokens."
+    )
     price_rerank_cny_per_mtok: float = Field(0.8, description="Rerank price, CNY per 1M tokens.")
     price_chat_cny_per_mtok: float = Field(2.0, description="Chat model price, CNY per 1M tokens.")
     price_long_chat_cny_per_mtok: float = Field(
@@ -92,7 +100,9 @@ class Settings(BaseSettings):
     search_top_k: int = Field(10, description="Results returned by default.")
     candidate_k: int = Field(100, description="Candidates each retriever contributes to fusion.")
     rrf_k: int = Field(60, description="Reciprocal rank fusion constant.")
-    chat_context_window: int = Field(200_000, description="Context window of the chat model (tokens).")
+    chat_context_window: int = Field(
+        200_000, description="Context window of the chat model (tokens)."
+    )
     long_context_window: int = Field(
         1_000_000, description="Context window of the long chat model (tokens)."
     )

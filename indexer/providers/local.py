@@ -35,8 +35,8 @@ def _quiet_offline_hub() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _minilm_path(model: str) -> str:
@@ -72,7 +72,7 @@ class SentenceTransformerEmbedder:
             raise ProviderError(f"cannot tell the dimension of local model {model}")
         self.dimensions: int = int(dims)
         # Room for [CLS] and [SEP]: past this the model silently truncates.
-        self.max_input_tokens: int = int(self._st.max_seq_length) - 2
+        self.max_input_tokens: int = int(self._st.max_seq_length or 256) - 2
         self._lock = threading.Lock()  # torch inference from several threads only thrashes 2 cores
 
     def count_tokens(self, text: str) -> int:

@@ -148,12 +148,14 @@ class FaissStore:
                 return []
             k = min(k, int(self._index.ntotal))
             query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimensions)
-            params = None
+            params: Any = None
             if allowed is not None:
                 selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
                 if self.is_approximate:
-                    params = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe)
+                    params = faiss.SearchParametersIVF()
+                    params.nprobe = self.nprobe
                 else:
-                    params = faiss.SearchParameters(sel=selector)
+                    params = faiss.SearchParameters()
+                params.sel = selector
             scores, ids = self._index.search(query, k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
