@@ -313,21 +313,10 @@ def collections_create(
 ) -> None:
     """Create a collection with an explicit embedder and chunking (fixed from then on)."""
     from indexer.collections import create_collection
-    from indexer.providers.factory import EmbedderCache, EmbedderSpec, default_embedder_spec
+    from indexer.providers.factory import EmbedderCache, requested_embedder_spec
 
     settings = app.settings
-    default = default_embedder_spec(settings)
-    provider = embedder or default.provider
-    if provider == "local":
-        spec = EmbedderSpec("local", model or settings.local_embedding_model, None)
-    elif provider == "zhipu":
-        spec = EmbedderSpec(
-            "zhipu",
-            model or settings.zhipu_embedding_model,
-            dimensions or settings.zhipu_embedding_dimensions,
-        )
-    else:
-        spec = EmbedderSpec("hashing", "hashing", dimensions or 256)
+    spec = requested_embedder_spec(settings, embedder, model, dimensions)
     with writing(settings) as index:
         created = create_collection(
             index,

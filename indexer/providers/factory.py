@@ -29,6 +29,24 @@ def default_embedder_spec(settings: Settings) -> EmbedderSpec:
     return EmbedderSpec("local", settings.local_embedding_model, None)
 
 
+def requested_embedder_spec(
+    settings: Settings, provider: str | None, model: str | None, dimensions: int | None
+) -> EmbedderSpec:
+    """The embedder a new collection asks for, with the settings' defaults filled in."""
+    provider = provider or default_embedder_spec(settings).provider
+    if provider == "local":
+        return EmbedderSpec("local", model or settings.local_embedding_model, None)
+    if provider == "zhipu":
+        return EmbedderSpec(
+            "zhipu",
+            model or settings.zhipu_embedding_model,
+            dimensions or settings.zhipu_embedding_dimensions,
+        )
+    if provider == "hashing":
+        return EmbedderSpec("hashing", "hashing", dimensions or 256)
+    raise InputError(f"unknown embedder provider {provider!r}; use one of {PROVIDERS}")
+
+
 def build_embedder(settings: Settings, spec: EmbedderSpec) -> Embedder:
     if spec.provider == "local":
         from indexer.providers.local import SentenceTransformerEmbedder

@@ -1,0 +1,36 @@
+# ragsearch: the HTTP service on the embedded default (MiniLM on CPU), or Zhipu with a key.
+#   docker build -t ragsearch .
+#   docker run -p 8000:8000 -v ragsearch-data:/data ragsearch
+#   docker run --rm -v ragsearch-data:/data -v "$PWD/docs:/docs:ro" ragsearch ingest /docs -c handbook
+FROM python:3.11-slim AS base
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    HF_HUB_OFFLINE=1 \
+    RAGSEARCH_DATA_DIR=/data \
+    RAGSEARCH_HOST=0.0.0.0 \
+    RAGSEARCH_PORT=8000
+
+WORKDIR /app
+
+# CPU-only torch first, from PyTorch's CPU index, so the `local` extra's pin (torch==2.13.0)
+# is already satisfied and pip never pulls the CUDA wheels.
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+
+COPY pyproject.toml README.md ./
+COPY indexer ./indexer
+COPY service ./service
+RUN pip install ".[local,scale]"
+
+RUN useradd --create-home --uid 10001 ragsearch && mkdir -p /data && chown ragsearch /data
+USER ragsearch
+VOLUME ["/data"]
+EXPOSE 8000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
+    CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz').status == 200 else 1)"
+
+ENTRYPOINT ["ragsearch"]
+# Binding beyond localhost needs API keys (ragsearch keys create) or --allow-open.
+CMD ["serve", "--allow-open"]

@@ -1,0 +1,99 @@
+"""The FastAPI application: `create_app(settings)` builds it; nothing happens at import.
+
+The lifespan opens the engine (index, embedders, reranker, chat model) and closes it. An
+engine passed in (tests, embedding apps) is used as is and left for its owner to close.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import Scope
+
+from indexer.settings import Settings
+from service import openai_api, widget
+from service.auth import RateLimiter
+from service.engine import Engine
+from service.errors import install_error_handlers
+from service.mcp_server import mount_mcp
+from service.metrics import Metrics, MetricsMiddleware
+from service.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from service.routes import collections, documents, health, search
+
+__all__ = ["JSON_BODY_LIMIT", "create_app"]
+
+JSON_BODY_LIMIT = 1024 * 1024  # queries are capped far below this; bodies above are abuse
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the uploaded bytes
+_UPLOAD_PATH = re.compile(r"^/v1/collections/[^/]+/documents/?$")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    writer_lock_timeout: float = 30.0,
+    open_without_keys: bool = True,
+) -> FastAPI:
+    """The ragsearch HTTP service for `settings` (default: read from the environment).
+
+    `clock` drives the per-key rate limits. `writer_lock_timeout` is how long a write waits
+    for another writer. With `open_without_keys` false, the service refuses every request
+    while no API key exists (for servers bound beyond localhost).
+    """
+    if settings is None:
+        # pydantic-settings fills every field from the environment and defaults.
+        settings = engine.settings if engine is not None else Settings()  # type: ignore[call-arg]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = engine is None
+        if owned:
+            app.state.engine = Engine(settings)
+        try:
+            yield
+        finally:
+            if app.state.writer_index is not None:
+                app.state.writer_index.close()
+                app.state.writer_index = None
+            if owned:
+                await app.state.engine.aclose()
+                app.state.engine = None
+
+    app = FastAPI(
+        title="ragsearch",
+        summary="Hybrid search and cited answers over your documents.",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.writer_index = None
+    app.state.writer_lock_timeout = writer_lock_timeout
+    app.state.open_without_keys = open_without_keys
+    app.state.rate_limiter = RateLimiter(clock)
+    app.state.metrics = Metrics()
+
+    install_error_handlers(app)
+    for module in (search, collections, documents, health):
+        app.include_router(module.router)
+    app.include_router(openai_api.router)
+    app.include_router(widget.router)
+    mount_mcp(app)
+
+    def body_limit(scope: Scope) -> int:
+        if scope.get("method") == "POST" and _UPLOAD_PATH.match(scope.get("path", "")):
+            return settings.max_upload_bytes + MULTIPART_OVERHEAD
+        return JSON_BODY_LIMIT
+
+    # Added innermost first: request ids wrap metrics, which wrap the body limit.
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(widget.WidgetCorsMiddleware)
+    return app

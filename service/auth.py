@@ -1,0 +1,342 @@
+"""API keys and who may do what: key storage, the request's principal, scopes, rate limits.
+
+Keys are `rsk_` plus 32 random URL-safe bytes, shown once at creation and stored as their
+sha256. Scopes nest: `admin` implies `write`, which implies `read`. A key may be limited to
+named collections. A widget key is a public, read-only key for one collection, with allowed
+browser origins and a per-minute rate limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import insert, select, update
+
+from indexer.catalog import Catalog
+from indexer.errors import (
+    Conflict,
+    Forbidden,
+    InputError,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
+from indexer.schema import api_keys
+
+__all__ = [
+    "SCOPES",
+    "ApiKey",
+    "Principal",
+    "RateLimiter",
+    "authorize",
+    "create_key",
+    "forbid_widget",
+    "has_active_keys",
+    "list_keys",
+    "open_principal",
+    "principal_for",
+    "revoke_key",
+]
+
+SCOPES = ("read", "write", "admin")
+KEY_PREFIX = "rsk_"
+_IMPLIED = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
+_SHOWN_PREFIX = 12  # "rsk_" + 8 characters: enough to tell keys apart in `keys list`
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a key's name and effective rights, or the open principal."""
+
+    name: str
+    scopes: frozenset[str]
+    collections: frozenset[str] | None  # None: every collection
+    allowed_origins: tuple[str, ...] = ()
+    rate_per_minute: float | None = None
+    is_widget: bool = False
+    open: bool = False
+    key_id: int | None = None
+
+
+def open_principal() -> Principal:
+    """The caller while no API key exists: every scope on every collection."""
+    return Principal(name="open", scopes=frozenset(SCOPES), collections=None, open=True)
+
+
+def authorize(principal: Principal, scope: str, collection: str | None = None) -> None:
+    """Raise `Forbidden` unless `principal` holds `scope` (on `collection`, when given)."""
+    if scope not in principal.scopes:
+        raise Forbidden(f"key {principal.name!r} lacks the {scope!r} scope")
+    if (
+        collection is not None
+        and principal.collections is not None
+        and collection not in principal.collections
+    ):
+        raise Forbidden(f"key {principal.name!r} may not use collection {collection!r}")
+
+
+def forbid_widget(principal: Principal) -> None:
+    """Widget keys are public: they may search and answer in their collection, nothing else."""
+    if principal.is_widget:
+        raise Forbidden(f"widget key {principal.name!r} may only search and answer")
+
+
+# --- storage ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored key (never its secret)."""
+
+    id: int
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    collections: tuple[str, ...] | None
+    allowed_origins: tuple[str, ...]
+    rate_per_minute: float | None
+    created_at: str
+    revoked_at: str | None
+
+    @property
+    def is_widget(self) -> bool:
+        return bool(self.allowed_origins)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "kind": "widget" if self.is_widget else "api",
+            "scopes": list(self.scopes),
+            "collections": None if self.collections is None else list(self.collections),
+            "allowed_origins": list(self.allowed_origins),
+            "rate_per_minute": self.rate_per_minute,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
+
+    def principal(self) -> Principal:
+        effective: set[str] = set()
+        for scope in self.scopes:
+            effective |= _IMPLIED.get(scope, set())
+        return Principal(
+            name=self.name,
+            scopes=frozenset(effective),
+            collections=None if self.collections is None else frozenset(self.collections),
+            allowed_origins=self.allowed_origins,
+            rate_per_minute=self.rate_per_minute,
+            is_widget=self.is_widget,
+            key_id=self.id,
+        )
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def normalize_origin(origin: str) -> str:
+    """`https://site.example` form: scheme and host (and port), lower case, no path."""
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise InputError(f"origin {origin!r} must look like https://site.example (no path)")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def create_key(
+    catalog: Catalog,
+    name: str,
+    scopes: Iterable[str],
+    *,
+    collections: Iterable[str] | None = None,
+    allowed_origins: Iterable[str] = (),
+    rate_per_minute: float | None = None,
+) -> tuple[str, ApiKey]:
+    """Store a new key; returns (the secret, shown only now, and its record).
+
+    A key with allowed origins is a widget key: read scope only, exactly one collection.
+    """
+    name = name.strip()
+    if not name or len(name) > 128:
+        raise InputError("a key name needs 1-128 characters")
+    chosen = tuple(dict.fromkeys(scopes))
+    unknown = [s for s in chosen if s not in SCOPES]
+    if unknown or not chosen:
+        raise InputError(f"scopes must be some of {', '.join(SCOPES)}; got {list(chosen)}")
+    limited = None if collections is None else tuple(dict.fromkeys(collections))
+    origins = tuple(dict.fromkeys(normalize_origin(o) for o in allowed_origins))
+    if origins and (chosen != ("read",) or limited is None or len(limited) != 1):
+        raise InputError("a widget key has the read scope only and exactly one collection")
+    if rate_per_minute is not None and not rate_per_minute > 0:
+        raise InputError("the rate limit must be a positive number of requests per minute")
+    if any(k.name == name and k.revoked_at is None for k in list_keys(catalog)):
+        raise Conflict(f"an active key named {name!r} already exists")
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    with catalog.engine.begin() as conn:
+        result = conn.execute(
+            insert(api_keys).values(
+                name=name,
+                prefix=secret[:_SHOWN_PREFIX],
+                key_sha256=hash_key(secret),
+                scopes=list(chosen),
+                collections=None if limited is None else list(limited),
+                allowed_origins=list(origins) or None,
+                rate_per_minute=rate_per_minute,
+                created_at=datetime.now(UTC),
+            )
+        )
+        pk = result.inserted_primary_key
+        assert pk is not None
+    found = next(k for k in list_keys(catalog) if k.id == int(pk[0]))
+    return secret, found
+
+
+def list_keys(catalog: Catalog) -> list[ApiKey]:
+    """Every key, revoked ones included, oldest first."""
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(select(api_keys).order_by(api_keys.c.id)).all()
+    return [_api_key(r._mapping) for r in rows]
+
+
+def revoke_key(catalog: Catalog, name_or_prefix: str) -> list[ApiKey]:
+    """Revoke the active keys with this name or prefix; returns them. NotFound if none."""
+    matching = [
+        k
+        for k in list_keys(catalog)
+        if k.revoked_at is None and name_or_prefix in (k.name, k.prefix)
+    ]
+    if not matching:
+        raise NotFound(f"no active key named {name_or_prefix!r}")
+    with catalog.engine.begin() as conn:
+        conn.execute(
+            update(api_keys)
+            .where(api_keys.c.id.in_([k.id for k in matching]))
+            .values(revoked_at=datetime.now(UTC))
+        )
+    return matching
+
+
+def has_active_keys(catalog: Catalog) -> bool:
+    with catalog.engine.connect() as conn:
+        row = conn.execute(
+            select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
+        ).first()
+    return row is not None
+
+
+def find_key(catalog: Catalog, secret: str) -> ApiKey | None:
+    """The active key with this secret, if any."""
+    with catalog.engine.connect() as conn:
+        row = conn.execute(
+            select(api_keys).where(
+                api_keys.c.key_sha256 == hash_key(secret), api_keys.c.revoked_at.is_(None)
+            )
+        ).first()
+    return None if row is None else _api_key(row._mapping)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def _api_key(m: Any) -> ApiKey:
+    collections = m["collections"]
+    return ApiKey(
+        id=int(m["id"]),
+        name=m["name"],
+        prefix=m["prefix"],
+        scopes=tuple(m["scopes"] or ()),
+        collections=None if collections is None else tuple(collections),
+        allowed_origins=tuple(m["allowed_origins"] or ()),
+        rate_per_minute=None if m["rate_per_minute"] is None else float(m["rate_per_minute"]),
+        created_at=_iso(m["created_at"]) or "",
+        revoked_at=_iso(m["revoked_at"]),
+    )
+
+
+# --- the request's principal -------------------------------------------------------------
+
+
+def principal_for(
+    catalog: Catalog,
+    authorization: str | None,
+    origin: str | None,
+    *,
+    open_without_keys: bool = True,
+) -> Principal:
+    """Resolve the caller from the Authorization and Origin headers.
+
+    With no active key the service is open (or, when `open_without_keys` is false, closed).
+    Raises `Unauthorized` for a missing or unknown key, `Forbidden` for a widget key used
+    from an origin it does not list. Browsers always send Origin cross-site, so the list
+    guards embedding; the read-only scope, one collection and rate limit bound what a copied
+    widget key can do elsewhere.
+    """
+    scheme, _, secret = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        if not has_active_keys(catalog):
+            if open_without_keys:
+                return open_principal()
+            raise Unauthorized(
+                "this server requires an API key and none exists; "
+                "create one with `ragsearch keys create`"
+            )
+        raise Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
+    found = find_key(catalog, secret.strip())
+    if found is None:
+        raise Unauthorized("the API key is unknown or revoked")
+    principal = found.principal()
+    if principal.allowed_origins and origin is not None:
+        try:
+            allowed = normalize_origin(origin) in principal.allowed_origins
+        except InputError:
+            allowed = False
+        if not allowed:
+            raise Forbidden(f"key {principal.name!r} may not be used from origin {origin!r}")
+    return principal
+
+
+class KeyRateLimited(TooManyRequests):
+    """A key exceeded its per-minute rate; `retry_after` says when a request fits again."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimiter:
+    """One token bucket per key: holds a minute's worth of requests, refills continuously."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._buckets: dict[int, tuple[float, float]] = {}  # key id -> (tokens, last time)
+        self._lock = threading.Lock()
+
+    def check(self, principal: Principal) -> None:
+        """Take one token for `principal`'s key, or raise `KeyRateLimited`."""
+        rate = principal.rate_per_minute
+        if rate is None or principal.key_id is None:
+            return
+        capacity = max(rate, 1.0)
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.get(principal.key_id, (capacity, now))
+            tokens = min(capacity, tokens + (now - last) * rate / 60.0)
+            if tokens < 1.0:
+                self._buckets[principal.key_id] = (tokens, now)
+                wait = (1.0 - tokens) * 60.0 / rate
+                raise KeyRateLimited(
+                    f"key {principal.name!r} is limited to {rate:g} requests per minute",
+                    retry_after=wait,
+                )
+            self._buckets[principal.key_id] = (tokens - 1.0, now)

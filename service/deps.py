@@ -1,0 +1,111 @@
+"""What routes share: the engine, the caller, metrics, content-type checks and write access.
+
+Route modules use these through FastAPI's `Depends`; nothing here raises `HTTPException`
+(errors are `RagsearchError`s, rendered by `service.errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from indexer.errors import UnsupportedMediaType
+from indexer.index import Index
+from indexer.writer_lock import WriterLock
+from service.auth import Principal, RateLimiter, authorize, forbid_widget, principal_for
+from service.engine import Engine
+from service.metrics import Metrics
+
+__all__ = [
+    "EngineDep",
+    "MetricsDep",
+    "Principal",
+    "PrincipalDep",
+    "authorize",
+    "forbid_widget",
+    "get_engine",
+    "get_metrics",
+    "get_principal",
+    "require_json",
+    "writing",
+]
+
+
+def get_engine(request: Request) -> Engine:
+    """The app's query engine (built by the lifespan, or passed to `create_app`)."""
+    engine: Engine | None = getattr(request.app.state, "engine", None)
+    if engine is None:
+        raise RuntimeError("the engine is not open: run the app with its lifespan")
+    return engine
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+async def get_principal(request: Request) -> Principal:
+    """The caller: from `Authorization: Bearer <key>`, or the open principal when no key exists.
+
+    Raises Unauthorized (401), Forbidden (403, widget key from a foreign origin) or
+    TooManyRequests (429, the key's rate limit).
+    """
+    engine = get_engine(request)
+    principal = await asyncio.to_thread(
+        principal_for,
+        engine.index.catalog,
+        request.headers.get("authorization"),
+        request.headers.get("origin"),
+        open_without_keys=request.app.state.open_without_keys,
+    )
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.check(principal)
+    return principal
+
+
+def require_json(request: Request) -> None:
+    """Refuse a body that is not `application/json` (or `+json`) with 415."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        shown = media or "none"
+        raise UnsupportedMediaType(f"send the body as application/json (got {shown})")
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+@asynccontextmanager
+async def writing(request: Request) -> AsyncIterator[Index]:
+    """The index for writing, under the data directory's writer lock.
+
+    Waits up to `app.state.writer_lock_timeout` seconds (in a thread, so the event loop
+    keeps serving readers), then raises `Locked` (409). The writer index is the app's own,
+    opened on first use; readers pick its commits up by catalog revision.
+    """
+    engine = get_engine(request)
+    state: Any = request.app.state
+    lock = WriterLock(engine.settings.data_dir, timeout=state.writer_lock_timeout)
+    acquiring = asyncio.ensure_future(asyncio.to_thread(lock.acquire))
+    try:
+        await asyncio.shield(acquiring)
+    except asyncio.CancelledError:
+        # The thread cannot be stopped: if it still gets the lock, give it straight back.
+        def release_late(done: asyncio.Future[None]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                lock.release()
+
+        acquiring.add_done_callback(release_late)
+        raise
+    try:
+        if state.writer_index is None:
+            state.writer_index = Index(engine.settings, writer=True)
+        yield state.writer_index
+    finally:
+        lock.release()

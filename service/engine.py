@@ -1,0 +1,90 @@
+"""The query engine: the index, models and settings one app (or CLI command) shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from indexer.index import Index
+from indexer.providers.base import ChatModel, Reranker
+from indexer.providers.factory import EmbedderCache
+from indexer.settings import Settings
+from service.answer import AnswerContext, answer, answer_events
+from service.records import AnswerRequest, SearchRequest, SearchResult
+from service.search import SearchContext, search
+
+
+def build_reranker(settings: Settings) -> Reranker | None:
+    """Zhipu Rerank with a key, else a configured local cross-encoder, else none."""
+    if settings.has_zhipu_key:
+        from indexer.providers.zhipu import ZhipuReranker
+
+        return ZhipuReranker.from_settings(settings)
+    if settings.local_cross_encoder_path is not None:
+        from indexer.providers.local import LocalCrossEncoder
+
+        return LocalCrossEncoder(settings.local_cross_encoder_path)
+    return None
+
+
+def build_chat(settings: Settings) -> ChatModel | None:
+    """GLM over Zhipu with a key; None means the extractive answerer."""
+    if settings.has_zhipu_key:
+        from indexer.providers.zhipu import ZhipuChatModel
+
+        return ZhipuChatModel.from_settings(settings)
+    return None
+
+
+class Engine:
+    """Owns the open index and model clients; closed by `aclose`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        reranker: Reranker | None = None,
+        chat: ChatModel | None = None,
+        build_models: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.index = Index(settings)
+        self.embedders = EmbedderCache(settings)
+        self.reranker = (
+            reranker if reranker is not None or not build_models else build_reranker(settings)
+        )
+        self.chat = chat if chat is not None or not build_models else build_chat(settings)
+        self.search_context = SearchContext(
+            index=self.index,
+            embedder_for=self.embedders.for_collection,
+            reranker=self.reranker,
+            candidate_k=settings.candidate_k,
+            rrf_k=settings.rrf_k,
+            max_query_chars=settings.max_query_chars,
+        )
+        self.answer_context = AnswerContext(
+            search=self.search_context,
+            chat=self.chat,
+            chat_model=settings.zhipu_chat_model,
+            long_model=settings.zhipu_long_chat_model,
+            chat_window=settings.chat_context_window,
+            long_window=settings.long_context_window,
+            answer_tokens=settings.answer_max_tokens,
+            context_tokens=settings.answer_context_tokens,
+            min_evidence=settings.min_evidence_score,
+        )
+
+    async def search(self, request: SearchRequest) -> SearchResult:
+        return await search(self.search_context, request)
+
+    async def answer(self, request: AnswerRequest) -> dict[str, Any]:
+        return await answer(self.answer_context, request)
+
+    def answer_events(self, request: AnswerRequest) -> Any:
+        return answer_events(self.answer_context, request)
+
+    async def aclose(self) -> None:
+        await self.embedders.aclose()
+        for client in (self.reranker, self.chat):
+            if client is not None:
+                await client.aclose()
+        self.index.close()

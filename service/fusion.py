@@ -1,0 +1,67 @@
+"""Reciprocal rank fusion of ranked lists, and the per-language weights that feed it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+_CJK_RANGES = (
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0x3040, 0x30FF),
+    (0xAC00, 0xD7AF),
+)
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A chunk seen by at least one retriever, with each retriever's score and rank."""
+
+    chunk_id: int
+    fused: float = 0.0
+    scores: dict[str, float] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+
+
+def rrf(
+    ranked: Mapping[str, Sequence[tuple[int, float]]],
+    weights: Mapping[str, float],
+    k: int = 60,
+) -> list[Candidate]:
+    """Fuse ranked lists by weighted reciprocal rank: sum of w / (k + rank), rank from 1.
+
+    Ties keep the order of the first list that saw the chunk, so fusion is deterministic.
+    """
+    merged: dict[int, Candidate] = {}
+    for name, hits in ranked.items():
+        weight = weights.get(name, 1.0)
+        for rank, (chunk_id, score) in enumerate(hits, start=1):
+            cand = merged.get(chunk_id)
+            if cand is None:
+                cand = merged[chunk_id] = Candidate(chunk_id)
+            cand.scores[name] = score
+            cand.ranks[name] = rank
+            if weight > 0:
+                cand.fused += weight / (k + rank)
+    return sorted(merged.values(), key=lambda c: -c.fused)
+
+
+def cjk_ratio(text: str) -> float:
+    """Share of letters in `text` that are Chinese, Japanese or Korean."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return 0.0
+    cjk = sum(1 for ch in letters if any(lo <= ord(ch) <= hi for lo, hi in _CJK_RANGES))
+    return cjk / len(letters)
+
+
+def embedder_covers(provider: str, model: str, text: str) -> bool:
+    """Whether the embedder's vectors mean anything for `text`'s language.
+
+    all-MiniLM-L6-v2 was trained on English only: on Chinese its vectors are near noise
+    (measured in BENCHMARKS.md), so hybrid search leans on the lexical side there.
+    Zhipu Embedding-3 is multilingual.
+    """
+    english_only = provider == "local" and "minilm" in model.lower() and "multilingual" not in model
+    return not (english_only and cjk_ratio(text) >= 0.3)

@@ -1,0 +1,449 @@
+"""The OpenAI-compatible surface: `/v1/models`, `/v1/chat/completions` and `/v1/tools`.
+
+Any OpenAI client (or chatbot front end) can talk to ragsearch by pointing its base URL here.
+The model name selects the collection: `ragsearch:<collection>`, or plain `ragsearch` with
+the collection named by the `collection` extension field, or else the one collection the
+caller can read (several readable collections make plain `ragsearch` ambiguous: a 400).
+The last user message is the question; earlier turns rewrite a follow-up into a standalone
+query (`service.followup`) and reach the answer prompt as history. Citations are `[n]`
+markers in the text and an extension field `citations`. Errors use OpenAI's shape,
+`{"error": {"message", "type", "param", "code"}}`, with the status of the error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+
+from indexer.errors import Forbidden, InputError, NotFound, RagsearchError
+from service.deps import EngineDep, Principal, PrincipalDep, authorize
+from service.engine import Engine
+from service.errors import validation_message
+from service.followup import Rewrite, standalone_query
+from service.records import AnswerRequest
+
+__all__ = [
+    "MODEL_PREFIX",
+    "ChatCompletionBody",
+    "collection_for_model",
+    "openai_error_body",
+    "router",
+    "tool_definitions",
+]
+
+MODEL_PREFIX = "ragsearch"
+_ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    429: "rate_limit_error",
+}
+_FINISH_REASONS = {"stop": "stop", "length": "length", "sensitive": "content_filter"}
+_FILTER_DOC = (
+    "Metadata filter: {field: value} or operators $eq $ne $in $gt $gte $lt $lte combined "
+    "with $and/$or. Fields: source, title, media_type, document_id or any metadata key."
+)
+
+
+def openai_error_body(status: int, message: str, code: str) -> dict[str, Any]:
+    """OpenAI's error body for an HTTP status, message and machine code."""
+    kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _error_response(exc: Exception) -> JSONResponse:
+    if isinstance(exc, RequestValidationError):
+        body = openai_error_body(400, validation_message(exc.errors()), "validation_error")
+        return JSONResponse(body, status_code=400)
+    assert isinstance(exc, RagsearchError)
+    headers = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float):
+        headers["Retry-After"] = str(max(1, round(retry_after + 0.5)))
+    body = openai_error_body(exc.status, exc.message, exc.code)
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+class OpenAIRoute(APIRoute):
+    """A route whose errors (its dependencies' and validation's too) use OpenAI's shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (RagsearchError, RequestValidationError) as exc:
+                return _error_response(exc)
+
+        return handle
+
+
+router = APIRouter(route_class=OpenAIRoute, tags=["openai-compatible"])
+
+
+# --- request bodies --------------------------------------------------------------------
+
+
+class ContentPart(BaseModel):
+    """One part of a message's content; only `text` parts are understood."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessageBody(BaseModel):
+    """One message of the conversation, as OpenAI clients send it."""
+
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        if any(part.type != "text" for part in self.content):
+            raise InputError("only text message content is supported")
+        return "".join(part.text or "" for part in self.content)
+
+
+class ChatCompletionBody(BaseModel):
+    """OpenAI's chat request, plus the extension fields `collection`, `filter`, `top_k`.
+
+    `temperature`, `max_tokens`, `user` and other OpenAI options are accepted for
+    compatibility; the answer pipeline's own settings decide generation.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(
+        MODEL_PREFIX, description="`ragsearch:<collection>`, or `ragsearch` (see `collection`)."
+    )
+    messages: list[ChatMessageBody] = Field(min_length=1)
+    stream: bool = False
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    n: int = Field(1, ge=1, le=1, description="Only one choice is produced.")
+    user: str | None = None
+    collection: str | None = Field(None, description="Collection for model `ragsearch`.")
+    filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
+    top_k: int = Field(8, ge=1, le=200, description="Sources to consider.")
+
+
+# --- the model name ----------------------------------------------------------------------
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+def _readable(principal: Principal, names: list[str]) -> list[str]:
+    visible = []
+    for name in names:
+        try:
+            authorize(principal, "read", name)
+        except Forbidden:
+            continue
+        visible.append(name)
+    return visible
+
+
+def collection_for_model(
+    model: str, collection: str | None, principal: Principal, names: list[str]
+) -> str:
+    """The collection a chat request targets (see the module docstring for the rules)."""
+    if model.startswith(MODEL_PREFIX + ":"):
+        named = model.removeprefix(MODEL_PREFIX + ":")
+        if not named:
+            raise ModelNotFound(f"model {model!r} names no collection")
+        if collection is not None and collection != named:
+            raise InputError(f"model {model!r} and collection {collection!r} disagree")
+        return named
+    if model != MODEL_PREFIX:
+        raise ModelNotFound(
+            f"model {model!r} does not exist: use {MODEL_PREFIX!r} or "
+            f"'{MODEL_PREFIX}:<collection>' (GET /v1/models lists them)"
+        )
+    if collection is not None:
+        return collection
+    visible = _readable(principal, names)
+    if len(visible) == 1:
+        return visible[0]
+    if not visible:
+        raise NotFound("no collection is available; create one and add documents first")
+    shown = ", ".join(visible[:10])
+    raise InputError(
+        f"model {MODEL_PREFIX!r} is ambiguous with {len(visible)} collections ({shown}): "
+        f"use '{MODEL_PREFIX}:<collection>' or the `collection` field"
+    )
+
+
+def _collection_names(engine: Engine) -> list[str]:
+    return [c.name for c in engine.index.catalog.list_collections()]
+
+
+def _model_card(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "ragsearch"}
+
+
+@router.get("/v1/models", summary="Models: one per readable collection, plus `ragsearch`")
+async def list_models(principal: PrincipalDep, engine: EngineDep) -> dict[str, Any]:
+    authorize(principal, "read")
+    visible = _readable(principal, _collection_names(engine))
+    ids = [MODEL_PREFIX, *(f"{MODEL_PREFIX}:{name}" for name in visible)]
+    return {"object": "list", "data": [_model_card(i) for i in ids]}
+
+
+@router.get("/v1/models/{model_id}", summary="One model")
+async def get_model(
+    model_id: str,
+    principal: PrincipalDep,
+    engine: EngineDep,
+) -> dict[str, Any]:
+    authorize(principal, "read")
+    if model_id != MODEL_PREFIX:
+        name = collection_for_model(model_id, None, principal, [])
+        if name not in _readable(principal, _collection_names(engine)):
+            raise ModelNotFound(f"model {model_id!r} does not exist")
+    return _model_card(model_id)
+
+
+# --- chat completions ------------------------------------------------------------------
+
+
+def _conversation(messages: list[ChatMessageBody]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The question (last user message) and the user/assistant turns before it."""
+    texts = [(m.role, m.text()) for m in messages]
+    last = max((i for i, (role, _) in enumerate(texts) if role == "user"), default=None)
+    if last is None:
+        raise InputError("messages need at least one user message (the question)")
+    question = texts[last][1]
+    if not question.strip():
+        raise InputError("the last user message is empty")
+    history = tuple((r, t) for r, t in texts[:last] if r in ("user", "assistant") and t.strip())
+    return question, history
+
+
+def _usage(calls: list[dict[str, Any]], rewrite: Rewrite) -> dict[str, Any]:
+    prompt = sum(int(c.get("prompt_tokens", 0)) for c in calls)
+    completion = sum(int(c.get("completion_tokens", 0)) for c in calls)
+    if rewrite.usage is not None:
+        prompt += rewrite.usage.prompt_tokens
+        completion += rewrite.usage.completion_tokens
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _extension(
+    collection: str, rewrite: Rewrite, answered: dict[str, Any], route: str | None
+) -> dict[str, Any]:
+    warnings = list(answered.get("warnings", []))
+    if rewrite.warning:
+        warnings.append(rewrite.warning)
+    return {
+        "collection": collection,
+        "query": rewrite.query,
+        "rewrite": rewrite.method,
+        "answer_model": answered.get("model"),
+        "route": route,
+        "grounded": answered.get("grounded"),
+        "warnings": warnings,
+        "timings": answered.get("timings", {}),
+    }
+
+
+class _Chat:
+    """One chat completion request, resolved: who, which collection, what to retrieve."""
+
+    def __init__(self, body: ChatCompletionBody, collection: str, rewrite: Rewrite) -> None:
+        self.body = body
+        self.collection = collection
+        self.rewrite = rewrite
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+
+    def frame(self, **fields: Any) -> dict[str, Any]:
+        return {"id": self.id, "created": self.created, "model": self.body.model, **fields}
+
+    def completion(self, answered: dict[str, Any]) -> dict[str, Any]:
+        finish = _FINISH_REASONS.get(str(answered.get("finish_reason")), "stop")
+        message = {"role": "assistant", "content": answered["answer"]}
+        return self.frame(
+            object="chat.completion",
+            choices=[{"index": 0, "message": message, "finish_reason": finish}],
+            usage=_usage(answered.get("usage", []), self.rewrite),
+            system_fingerprint=None,
+            citations=answered.get("citations", []),
+            sources=answered.get("sources", []),
+            ragsearch=_extension(self.collection, self.rewrite, answered, answered.get("route")),
+        )
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        data = self.frame(object="chat.completion.chunk", choices=[choice], **extra)
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def _stream(
+    chat: _Chat,
+    first: tuple[str, dict[str, Any]],
+    events: AsyncIterator[tuple[str, dict[str, Any]]],
+) -> AsyncIterator[str]:
+    """OpenAI chunks: the role, each delta, then a final chunk with finish, usage, citations."""
+    yield chat.chunk({"role": "assistant", "content": ""})
+    state: dict[str, Any] = {}
+    try:
+        event, data = first
+        while True:
+            if event == "sources":
+                state.update(sources=data["sources"], route=data["route"])
+            elif event == "delta" and data["text"]:
+                yield chat.chunk({"content": data["text"]})
+            elif event == "citations" or event == "done":
+                state.update(data)
+            try:
+                event, data = await anext(events)
+            except StopAsyncIteration:
+                break
+    except RagsearchError as exc:
+        error = openai_error_body(exc.status, exc.message, exc.code)
+        yield f"data: {json.dumps(error, ensure_ascii=False)}\n\n"
+        return
+    finish = _FINISH_REASONS.get(str(state.get("finish_reason")), "stop")
+    yield chat.chunk(
+        {},
+        finish,
+        usage=_usage(state.get("usage", []), chat.rewrite),
+        citations=state.get("citations", []),
+        sources=state.get("sources", []),
+        ragsearch={
+            **_extension(chat.collection, chat.rewrite, state, state.get("route")),
+            "answer": state.get("answer", ""),
+        },
+    )
+    yield "data: [DONE]\n\n"
+
+
+@router.post(
+    "/v1/chat/completions",
+    summary="OpenAI-compatible chat: a cited answer from a collection",
+    response_model=None,
+)
+async def chat_completions(
+    body: ChatCompletionBody,
+    principal: PrincipalDep,
+    engine: EngineDep,
+) -> JSONResponse | StreamingResponse:
+    """The answer as a `chat.completion` (or `chat.completion.chunk` SSE with `stream`).
+
+    The non-streamed content is the final answer with its citation markers renumbered; a
+    stream sends the deltas as generated and the final answer in the last chunk's
+    `ragsearch.answer`, with `citations` beside it.
+    """
+    authorize(principal, "read")
+    question, history = _conversation(body.messages)
+    collection = collection_for_model(
+        body.model, body.collection, principal, _collection_names(engine)
+    )
+    authorize(principal, "read", collection)
+    engine.index.catalog.get_collection(collection)  # NotFound before any model call
+    rewrite = await standalone_query(
+        question, history, engine.chat, engine.settings.zhipu_chat_model
+    )
+    request = AnswerRequest(
+        query=rewrite.query,
+        collection=collection,
+        top_k=body.top_k,
+        filter=body.filter,
+        history=history,
+    )
+    chat = _Chat(body, collection, rewrite)
+    if not body.stream:
+        return JSONResponse(chat.completion(await engine.answer(request)))
+    events = engine.answer_events(request)
+    try:
+        first = await anext(events)  # validation and retrieval errors surface as a 4xx here
+    except BaseException:
+        await events.aclose()
+        raise
+    return StreamingResponse(
+        _stream(chat, first, events),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+# --- function calling --------------------------------------------------------------------
+
+
+def tool_definitions() -> list[dict[str, Any]]:
+    """OpenAI / GLM function definitions for `/v1/search` and `/v1/answer`."""
+    common: dict[str, Any] = {
+        "query": {"type": "string", "description": "The search query or question."},
+        "collection": {"type": "string", "description": "The collection to use."},
+        "filter": {"type": "object", "description": _FILTER_DOC},
+    }
+    search_params = {
+        **common,
+        "top_k": {"type": "integer", "minimum": 1, "maximum": 200, "default": 10},
+        "mode": {"type": "string", "enum": ["hybrid", "dense", "lexical"], "default": "hybrid"},
+    }
+    answer_params = {
+        **common,
+        "top_k": {"type": "integer", "minimum": 1, "maximum": 200, "default": 8},
+    }
+    return [
+        _function(
+            "search",
+            "Search the knowledge base: ranked passages with their source, title and text.",
+            search_params,
+        ),
+        _function(
+            "answer",
+            "Answer a question from the knowledge base, citing sources as [n].",
+            answer_params,
+        ),
+    ]
+
+
+def _function(name: str, description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {
+                "type": "object",
+                "properties": properties,
+                "required": ["query", "collection"],
+            },
+        },
+    }
+
+
+@router.get("/v1/tools", summary="Function-calling definitions for search and answer")
+async def list_tools(principal: PrincipalDep) -> dict[str, Any]:
+    """`tools` to pass to an OpenAI/GLM chat request; `endpoints` says where each call goes
+    (POST the function's arguments as the JSON body)."""
+    authorize(principal, "read")
+    return {
+        "tools": tool_definitions(),
+        "endpoints": {
+            "search": {"method": "POST", "path": "/v1/search"},
+            "answer": {"method": "POST", "path": "/v1/answer"},
+        },
+    }

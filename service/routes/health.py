@@ -1,0 +1,79 @@
+"""`GET /healthz` (the process answers), `GET /readyz` (index usable), `GET /metrics`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from service.deps import EngineDep, MetricsDep, PrincipalDep, authorize
+from service.engine import Engine
+from service.errors import error_body, request_id
+from service.metrics import Metrics
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Always `{"status": "ok"}` while the process serves requests. Needs no key."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Catalog unreachable or index stale"}})
+async def readyz(
+    request: Request,
+    engine: EngineDep,
+    principal: PrincipalDep,
+) -> JSONResponse:
+    """200 when the catalog answers and every collection's saved vectors match its chunks.
+
+    Otherwise 503 in the error body (`not_ready`) with the failing `checks`. While an
+    ingest is between checkpoints the saved vectors may lag; readers still serve correct
+    results (they reconcile in memory), but this reports not ready until the writer saves.
+    Needs any valid key once keys exist.
+    """
+    checks = await asyncio.to_thread(_checks, engine)
+    if all(c["ok"] for c in checks):
+        return JSONResponse({"status": "ready", "checks": checks})
+    failing = ", ".join(c["name"] for c in checks if not c["ok"])
+    body = error_body("not_ready", f"not ready: {failing}", request_id(request.scope))
+    return JSONResponse({**body, "checks": checks}, status_code=503)
+
+
+def _checks(engine: Engine) -> list[dict[str, Any]]:
+    index = engine.index
+    try:
+        collections = index.catalog.list_collections()
+    except Exception as exc:
+        return [{"name": "catalog", "ok": False, "detail": f"{type(exc).__name__}: {exc}"}]
+    checks: list[dict[str, Any]] = [{"name": "catalog", "ok": True}]
+    for collection in collections:
+        try:
+            status = index.status(collection)
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            checks.append({"name": f"collection:{collection.name}", "ok": False, "detail": detail})
+            continue
+        checks.append(
+            {
+                "name": f"collection:{collection.name}",
+                "ok": status.consistent,
+                "documents": status.documents,
+                "chunks": status.chunks,
+                "vectors": status.vectors,
+            }
+        )
+    return checks
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(registry: MetricsDep, principal: PrincipalDep) -> Response:
+    """Prometheus text format: requests and latency by route and status, search stage
+    latencies, model tokens by model. Needs the `admin` scope once keys exist."""
+    authorize(principal, "admin")
+    return Response(registry.render(), media_type=Metrics.content_type)

@@ -1,0 +1,120 @@
+"""`POST /v1/search` and `POST /v1/answer` (JSON, or Server-Sent Events when streaming)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+
+from indexer.errors import RagsearchError
+from service.deps import EngineDep, MetricsDep, PrincipalDep, authorize, require_json
+from service.errors import INTERNAL_MESSAGE, error_body, request_id
+from service.metrics import Metrics
+from service.schemas import ERROR_RESPONSES, AnswerBody, SearchBody
+
+__all__ = ["router", "sse_event"]
+
+log = logging.getLogger("ragsearch.http")
+
+router = APIRouter(
+    prefix="/v1", tags=["search"], responses=ERROR_RESPONSES, dependencies=[Depends(require_json)]
+)
+
+Event = tuple[str, dict[str, Any]]
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.post("/search")
+async def search(
+    body: SearchBody,
+    engine: EngineDep,
+    principal: PrincipalDep,
+    metrics: MetricsDep,
+) -> dict[str, Any]:
+    """Ranked chunks for a query: dense and lexical retrieval, fused, filtered, reranked.
+
+    Each result has `chunk_id`, `document_id`, `source`, `title`, `text`, `span`, `score` and
+    per-retriever `scores` (`dense`, `lexical`, `rerank` when they ran); the response adds
+    per-stage `timings` (ms), model `usage` and `warnings` (e.g. dense retrieval skipped for
+    a language the embedder does not cover). Needs the `read` scope on the collection.
+    """
+    authorize(principal, "read", body.collection)
+    result = await engine.search(body.to_request())
+    out = result.as_dict()
+    metrics.observe_timings(result.timings, total="search")
+    metrics.observe_usage(out["usage"])
+    return out
+
+
+@router.post(
+    "/answer",
+    responses={
+        200: {
+            "description": "The answer as JSON, or an event stream with `stream: true`.",
+            "content": {"application/json": {}, "text/event-stream": {}},
+        }
+    },
+)
+async def answer(
+    body: AnswerBody,
+    request: Request,
+    engine: EngineDep,
+    principal: PrincipalDep,
+    metrics: MetricsDep,
+) -> Any:
+    """A cited answer from the collection's best sources.
+
+    JSON: `answer` with `[n]` markers, `citations` (chunk id, document, title, source, span,
+    snippet), `sources`, `model` and `route` (which model and why), `grounded` (false when
+    the sources are too weak to answer from), `timings`, `usage`, `warnings`.
+
+    With `stream: true`, Server-Sent Events: `sources`, then `delta` pieces of text, then
+    `citations` and `done` (whose fields equal the JSON answer). Bad input is refused before
+    the stream starts; a failure during it ends the stream with one `error` event carrying
+    the error body. Needs the `read` scope on the collection.
+    """
+    authorize(principal, "read", body.collection)
+    if not body.stream:
+        result = await engine.answer(body.to_request())
+        _observe_answer(metrics, result)
+        return result
+    events: AsyncGenerator[Event, None] = engine.answer_events(body.to_request())
+    try:
+        first = await anext(events)
+    except BaseException:
+        await events.aclose()
+        raise
+    stream = _sse(first, events, request_id(request.scope), metrics)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+def sse_event(name: str, data: dict[str, Any]) -> bytes:
+    """One Server-Sent Event: `event: NAME`, a one-line JSON `data:`, a blank line."""
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+async def _sse(
+    first: Event, events: AsyncGenerator[Event, None], rid: str, metrics: Metrics
+) -> AsyncIterator[bytes]:
+    try:
+        yield sse_event(*first)
+        async for name, data in events:
+            if name == "done":
+                _observe_answer(metrics, data)
+            yield sse_event(name, data)
+    except RagsearchError as exc:
+        yield sse_event("error", error_body(exc.code, exc.message, rid))
+    except Exception:
+        log.exception("answer stream failed in request %s", rid)
+        yield sse_event("error", error_body("internal_error", INTERNAL_MESSAGE, rid))
+    finally:
+        await events.aclose()
+
+
+def _observe_answer(metrics: Metrics, body: dict[str, Any]) -> None:
+    metrics.observe_timings(body.get("timings", {}), total="answer")
+    metrics.observe_usage(body.get("usage", []))
