@@ -121,6 +121,7 @@ class Fault:
     body: str | None
     content_type: str
     retry_after: float | None
+    path: str | None = None  # only requests to this endpoint (e.g. "/rerank"); None: any
 
 
 class FakeError(Exception):
@@ -180,10 +181,12 @@ class FakeState:
         body: str | None = None,
         content_type: str = "application/json",
         retry_after: float | None = None,
+        path: str | None = None,
     ) -> None:
-        """The next `n` requests fail with `status` and the Zhipu error `code` (or raw `body`)."""
+        """The next `n` requests (to `path`, if given) fail with `status` and the Zhipu error
+        `code` (or a raw `body`)."""
         with self._lock:
-            self._faults += [Fault(status, code, body, content_type, retry_after)] * n
+            self._faults += [Fault(status, code, body, content_type, retry_after, path)] * n
 
     def cut_stream_after(self, n_chunks: int, *, abort: bool = False) -> None:
         """The next stream stops after `n_chunks` chunks without `[DONE]`; `abort` drops the
@@ -205,9 +208,12 @@ class FakeState:
                 return True
             return False
 
-    def _next_fault(self) -> Fault | None:
+    def _next_fault(self, path: str) -> Fault | None:
         with self._lock:
-            return self._faults.pop(0) if self._faults else None
+            for i, fault in enumerate(self._faults):
+                if fault.path is None or path.endswith(fault.path):
+                    return self._faults.pop(i)
+            return None
 
     def _enter(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -239,7 +245,7 @@ def create_app(state: FakeState) -> Starlette:
         try:
             if state.delay_seconds:
                 await asyncio.sleep(state.delay_seconds)
-            fault = state._next_fault()
+            fault = state._next_fault(request.url.path)
             if fault is not None:
                 return _fault_response(fault)
             _check_auth(request.headers.get("authorization"), state.api_key)
