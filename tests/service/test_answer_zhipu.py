@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from indexer.collections import create_collection
+from indexer.errors import ProviderRejected
 from indexer.index import Index
 from indexer.ingest import Ingestor, SourceItem
 from indexer.settings import Settings
@@ -148,9 +149,7 @@ def test_search_uses_zhipu_rerank_and_degrades_when_it_fails(
 
 def test_answer_sensitive_output_is_refused_clearly(kb: Settings, fake_zhipu: FakeZhipu) -> None:
     fake_zhipu.finish_reason_next = "sensitive"
-    from indexer.errors import ProviderRejected
-
-    with pytest.raises(ProviderRejected, match="(?i)sensitive|safety"):
+    with pytest.raises(ProviderRejected, match=r"(?i)sensitive|safety"):
         _answer(
             kb,
             AnswerRequest(
