@@ -276,7 +276,8 @@ def principal_for(
 ) -> Principal:
     """Resolve the caller from the Authorization and Origin headers.
 
-    With no active key the service is open (or, when `open_without_keys` is false, closed).
+    With no active key the service is open, whatever bearer value is sent (or, when
+    `open_without_keys` is false, closed).
     Raises `Unauthorized` for a missing or unknown key, `Forbidden` for a widget key used
     from an origin it does not list. Browsers always send Origin cross-site, so the list
     guards embedding; the read-only scope, one collection and rate limit bound what a copied
@@ -294,6 +295,9 @@ def principal_for(
         raise Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
     found = find_key(catalog, secret.strip())
     if found is None:
+        if open_without_keys and not has_active_keys(catalog):
+            # Open mode: OpenAI-style clients insist on sending some key; any value will do.
+            return open_principal()
         raise Unauthorized("the API key is unknown or revoked")
     principal = found.principal()
     if principal.allowed_origins and origin is not None:

@@ -336,3 +336,13 @@ def test_auth_errors_use_the_openai_shape(corpus: Settings, tmp_path: Any) -> No
         assert denied.value.body["type"] == "permission_error"  # type: ignore[index]
         tools = keyed.get("/v1/tools")
         assert tools.status_code == 401 and tools.json()["error"]["type"] == "authentication_error"
+
+
+def test_open_mode_accepts_an_openai_placeholder_key(corpus: Settings, tmp_path: Any) -> None:
+    settings = corpus.model_copy(update={"data_dir": tmp_path / "data"})
+    build_corpus(settings)
+    with TestClient(create_app(settings)) as client:
+        placeholder = openai.OpenAI(
+            base_url=f"{client.base_url}/v1", api_key="sk-placeholder", http_client=client
+        )
+        assert "ragsearch" in [m.id for m in placeholder.models.list()]
