@@ -54,4 +54,9 @@ def extractive_answer(question: str, sources: Sequence[StoredChunk]) -> str:
         return ""
     best = sorted(scored, key=lambda s: -s.score)[:MAX_SENTENCES]
     best.sort(key=lambda s: (s.source, s.position))  # read in document order
-    return " ".join(f"{s.text} [{s.source}]" for s in best)
+    # One marker after each run of sentences from the same source.
+    parts: list[str] = []
+    for i, picked in enumerate(best):
+        last_of_run = i + 1 == len(best) or best[i + 1].source != picked.source
+        parts.append(f"{picked.text} [{picked.source}]" if last_of_run else picked.text)
+    return " ".join(parts)
