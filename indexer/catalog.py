@@ -25,16 +25,26 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from indexer.errors import Conflict, InputError, NotFound, RagsearchError
-from indexer.lexical_store import SqliteLexicalIndex
+from indexer.lexical_store import LexicalIndex, lexical_index_for, pg_metadata
 from indexer.providers.base import Vectors
 from indexer.records import Collection, Document, NewChunk, StoredChunk
 from indexer.schema import chunks, collections, documents, embedding_cache, metadata
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 _SQL_VARS = 500  # rows per IN (...) batch: well under SQLite's variable limit
+_DIALECTS = ("sqlite", "postgresql")
+# Any constant shared by every replica: serialises schema creation when several start at once.
+_SCHEMA_LOCK_KEY = 0x7261_6773  # "rags"
 
 
 class CatalogError(RagsearchError):
@@ -97,21 +107,46 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Catalog:
-    """Typed operations over the catalog database. Thread-safe through the engine's pool."""
+    """Typed operations over the catalog database. Thread-safe through the engine's pool.
+
+    SQLite (one file, FTS5 lexical index) or PostgreSQL (shared by replicas, tsvector lexical
+    index). Ids come from AUTOINCREMENT on SQLite and sequences on PostgreSQL: neither reuses
+    an id, which vector ids rely on.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         try:
+            dialect = make_url(url).get_backend_name()
+        except ArgumentError as exc:
+            raise CatalogError(f"invalid catalog URL {self._safe_url()!r}: {exc}") from exc
+        if dialect not in _DIALECTS:
+            raise CatalogError(
+                f"unsupported catalog database {dialect!r}: use sqlite:/// or postgresql+psycopg://"
+            )
+        try:
             self.engine: Engine = create_engine(url, future=True, pool_pre_ping=not self.is_sqlite)
-            if self.is_sqlite:
-                event.listen(self.engine, "connect", _sqlite_pragmas)
-            if not self.is_sqlite:
-                raise CatalogError("only SQLite catalogs are supported by this build")
-            metadata.create_all(self.engine)
+        except ImportError as exc:  # the driver lives in an optional extra
+            raise CatalogError(
+                f"no driver for {dialect} ({exc.name}): pip install 'ragsearch[scale]'"
+            ) from exc
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            self._create_schema()
         except SQLAlchemyError as exc:
             raise CatalogError(f"cannot open the catalog at {self._safe_url()}: {exc}") from exc
-        self.lexical = SqliteLexicalIndex()
+        self.lexical: LexicalIndex = lexical_index_for(dialect)
+
+    def _create_schema(self) -> None:
+        with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # CREATE TABLE IF NOT EXISTS still races between replicas starting together.
+                conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+            metadata.create_all(conn)
+            if not self.is_sqlite:
+                pg_metadata.create_all(conn)
 
     def _safe_url(self) -> str:
         return self.url.split("@")[-1] if "@" in self.url else self.url
@@ -475,7 +510,7 @@ class Catalog:
         try:
             with self.engine.connect() as conn:
                 return self.lexical.search(conn, collection_id, query, limit, condition)
-        except OperationalError as exc:
+        except (OperationalError, DataError) as exc:
             raise InputError(f"the query could not be searched: {exc.orig}") from exc
 
     # --- embedding cache -----------------------------------------------------------------

@@ -1,21 +1,27 @@
 """The index of a data directory: the catalog plus one vector store per collection.
 
-Vector files are derived data. Whenever one is loaded it is reconciled against the catalog:
+Vectors are derived data. Whenever a store is loaded it is reconciled against the catalog:
 vectors whose chunk is gone are removed, chunks without a vector get theirs back from the
-embedding cache. A writer saves the repaired file; a reader repairs only its copy in memory.
+embedding cache. With FAISS a writer saves the repaired file and a reader repairs only its
+copy in memory. Milvus is shared by every replica, so only a writer (holding the writer lock)
+repairs it; a reader never serves a stale vector anyway, because search drops ids the catalog
+no longer has.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from indexer.catalog import Catalog
 from indexer.records import Collection
 from indexer.settings import Settings
+from indexer.vectors.base import VectorStore
 from indexer.vectors.faiss_store import FaissStore
+from indexer.vectors.milvus_store import MilvusStore, collection_name, connect, is_milvus
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +48,27 @@ class Index:
         self.writer = writer
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(settings.resolved_catalog_url)
-        self._stores: dict[int, tuple[int, FaissStore]] = {}
+        self.shared_vectors = is_milvus(settings.vector_store)
+        self._milvus: Any = None
+        self._stores: dict[int, tuple[int, VectorStore]] = {}
         self._lock = threading.Lock()
+        if self.shared_vectors:
+            token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+            try:
+                self._milvus = connect(settings.vector_store, token)
+            except BaseException:
+                self.catalog.close()
+                raise
 
     def close(self) -> None:
         self.catalog.close()
+        if self._milvus is not None:
+            self._milvus.close()
 
-    def _path(self, collection: Collection) -> FaissStore:
+    def _path(self, collection: Collection) -> VectorStore:
+        """A fresh, unloaded handle on the collection's vectors (FAISS file or Milvus)."""
+        if self._milvus is not None:
+            return MilvusStore(self._milvus, collection_name(collection.id), collection.dimensions)
         return FaissStore(
             self.settings.vectors_dir / f"{collection.id}-{collection.name}.faiss",
             collection.dimensions,
@@ -56,7 +76,7 @@ class Index:
             nprobe=self.settings.ivf_nprobe,
         )
 
-    def store(self, collection: Collection) -> FaissStore:
+    def store(self, collection: Collection) -> VectorStore:
         """The collection's vectors, current with the catalog's latest committed revision."""
         revision = self.catalog.revision(collection.id)
         with self._lock:
@@ -65,13 +85,14 @@ class Index:
                 return cached[1]
             store = self._path(collection)
             store.load()
-            self.reconcile(collection, store)
+            if self.writer or not self.shared_vectors:
+                self.reconcile(collection, store)
             if self.writer and store.dirty:
                 store.save()
             self._stores[collection.id] = (revision, store)
             return store
 
-    def mark_current(self, collection: Collection, store: FaissStore) -> None:
+    def mark_current(self, collection: Collection, store: VectorStore) -> None:
         """Record that `store` already holds this process's own latest writes."""
         revision = self.catalog.revision(collection.id)
         with self._lock:
@@ -83,7 +104,7 @@ class Index:
         store = cached[1] if cached else self._path(collection)
         store.delete_file()
 
-    def reconcile(self, collection: Collection, store: FaissStore) -> Reconciliation:
+    def reconcile(self, collection: Collection, store: VectorStore) -> Reconciliation:
         """Make `store` hold exactly one vector per catalog chunk."""
         in_catalog = self.catalog.chunk_ids(collection.id)
         in_store = store.ids()
@@ -96,7 +117,7 @@ class Index:
         return Reconciliation(added=len(found), removed=removed, unrecoverable=unrecoverable)
 
     def status(self, collection: Collection) -> CollectionStatus:
-        """What is on disk now: the saved vector file compared with the catalog."""
+        """What is persisted now (the saved vector file, or Milvus) compared with the catalog."""
         on_disk = self._path(collection)
         on_disk.load()
         ids = on_disk.ids()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,10 +23,19 @@ class Settings(BaseSettings):
     catalog_url: str | None = Field(
         None,
         description="SQLAlchemy URL of the catalog; default is SQLite at DATA_DIR/catalog.sqlite3. "
-        "Use postgresql+psycopg://... to scale out.",
+        "Use postgresql+psycopg://USER@HOST:5432/DB to share one catalog between replicas "
+        "(needs the `scale` extra).",
     )
     vector_store: str = Field(
-        "faiss", description="Vector store: `faiss` (files under DATA_DIR/vectors)."
+        "faiss",
+        description="Vector store: `faiss` (files under DATA_DIR/vectors), a Milvus Lite file "
+        "(a path ending in `.db`, e.g. ./ragsearch-data/milvus.db) or a Milvus server URL "
+        "(http://HOST:19530). Milvus needs the `scale` extra.",
+    )
+    milvus_token: SecretStr | None = Field(
+        None,
+        description="Milvus server credentials: `USER:PASSWORD` or an API key. Unused for "
+        "FAISS and Milvus Lite.",
     )
     ann_threshold: int = Field(
         50_000,
@@ -100,6 +110,12 @@ class Settings(BaseSettings):
     search_top_k: int = Field(10, description="Results returned by default.")
     candidate_k: int = Field(100, description="Candidates each retriever contributes to fusion.")
     rrf_k: int = Field(60, description="Reciprocal rank fusion constant.")
+    fusion: Literal["rrf", "zscore"] = Field(
+        "rrf",
+        description="How hybrid search fuses dense and lexical results: `rrf` (reciprocal "
+        "rank fusion) or `zscore` (sum of normalised scores; better on SciFact, see "
+        "BENCHMARKS.md).",
+    )
     chat_context_window: int = Field(
         200_000, description="Context window of the chat model (tokens)."
     )

@@ -16,7 +16,7 @@ import click
 
 from indexer.cli import AppContext, emit_json, main, open_index, pass_app, reports_errors
 from indexer.settings import Settings
-from service.records import MODES
+from service.records import FUSIONS, MODES
 
 
 @asynccontextmanager
@@ -127,6 +127,9 @@ def ask_command(app: AppContext, question: str, collection: str, top_k: int, as_
 @click.option("-c", "--collection", default=None, help="Reuse or fill this collection.")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N queries.")
 @click.option("--split", default="test", show_default=True, help="qrels split to use.")
+@click.option(
+    "--fusion", type=click.Choice(FUSIONS), default=None, help="Hybrid fusion (default: setting)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
 @reports_errors
@@ -137,6 +140,7 @@ def eval_command(
     collection: str | None,
     limit: int | None,
     split: str,
+    fusion: str | None,
     as_json: bool,
 ) -> None:
     """Retrieval quality on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
@@ -165,7 +169,14 @@ def eval_command(
                 err=True,
             )
             return {
-                mode: await evaluate(engine.search_context, dataset, name, mode, limit=limit)  # type: ignore[arg-type]
+                mode: await evaluate(
+                    engine.search_context,
+                    dataset,
+                    name,
+                    mode,  # type: ignore[arg-type]
+                    limit=limit,
+                    fusion=fusion,  # type: ignore[arg-type]
+                )
                 for mode in chosen
             }
 

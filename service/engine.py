@@ -60,6 +60,7 @@ class Engine:
             candidate_k=settings.candidate_k,
             rrf_k=settings.rrf_k,
             max_query_chars=settings.max_query_chars,
+            fusion=settings.fusion,
         )
         self.answer_context = AnswerContext(
             search=self.search_context,

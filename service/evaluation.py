@@ -13,7 +13,7 @@ from typing import Any
 
 from indexer.errors import InputError
 from indexer.ingest import SourceItem
-from service.records import Mode, SearchRequest
+from service.records import Fusion, Mode, SearchRequest
 from service.search import SearchContext, documents_in_order, search
 
 SOURCE_PREFIX = "beir:"
@@ -88,7 +88,13 @@ def mrr_at(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
 
 
 async def evaluate(
-    ctx: SearchContext, dataset: Dataset, collection: str, mode: Mode, *, limit: int | None = None
+    ctx: SearchContext,
+    dataset: Dataset,
+    collection: str,
+    mode: Mode,
+    *,
+    limit: int | None = None,
+    fusion: Fusion | None = None,
 ) -> dict[str, Any]:
     """nDCG@10, recall@10/100, MRR@10 and latency percentiles of one mode."""
     sums = {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0}
@@ -105,7 +111,11 @@ async def evaluate(
         result = await search(
             ctx,
             SearchRequest(
-                query=dataset.queries[query_id], collection=collection, top_k=200, mode=mode
+                query=dataset.queries[query_id],
+                collection=collection,
+                top_k=200,
+                mode=mode,
+                fusion=fusion,
             ),
         )
         latencies.append((time.perf_counter() - started) * 1000)

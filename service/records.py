@@ -9,6 +9,8 @@ from indexer.records import StoredChunk, Usage
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
+Fusion = Literal["rrf", "zscore"]
+FUSIONS: tuple[Fusion, ...] = ("rrf", "zscore")
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +21,7 @@ class SearchRequest:
     mode: Mode = "hybrid"
     filter: dict[str, Any] | None = None
     rerank: bool | None = None  # None: rerank when a reranker is configured
+    fusion: Fusion | None = None  # None: the configured default
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.records import AnswerRequest, Mode, SearchRequest
+from service.records import AnswerRequest, Fusion, Mode, SearchRequest
 
 __all__ = [
     "AnswerBody",
@@ -41,6 +41,10 @@ class SearchBody(_Body):
     rerank: bool | None = Field(
         None, description="Rerank the fused candidates; default: when a reranker is configured."
     )
+    fusion: Fusion | None = Field(
+        None,
+        description="Hybrid fusion: `rrf` or `zscore`; default: the server's setting.",
+    )
 
     def to_request(self) -> SearchRequest:
         return SearchRequest(
@@ -50,6 +54,7 @@ class SearchBody(_Body):
             mode=self.mode,
             filter=self.filter,
             rerank=self.rerank,
+            fusion=self.fusion,
         )
 
 

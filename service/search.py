@@ -14,8 +14,8 @@ from indexer.filters import compile_filter
 from indexer.index import Index
 from indexer.providers.base import Embedder, Reranker
 from indexer.records import Collection
-from service.fusion import Candidate, embedder_covers, rrf
-from service.records import MODES, Hit, SearchRequest, SearchResult
+from service.fusion import Candidate, embedder_covers, rrf, zscore
+from service.records import FUSIONS, MODES, Fusion, Hit, SearchRequest, SearchResult
 
 T = TypeVar("T")
 RERANK_MAX_CANDIDATES = 50  # reranking costs grow with candidates; 50 covers any top-10
@@ -31,6 +31,7 @@ class SearchContext:
     candidate_k: int
     rrf_k: int
     max_query_chars: int
+    fusion: Fusion = "rrf"
 
 
 def validate_query(query: str, max_chars: int) -> str:
@@ -56,6 +57,9 @@ async def search(ctx: SearchContext, request: SearchRequest) -> SearchResult:
     query = validate_query(request.query, ctx.max_query_chars)
     if request.mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}")
+    fusion = request.fusion or ctx.fusion
+    if fusion not in FUSIONS:
+        raise InputError(f"fusion must be one of {', '.join(FUSIONS)}")
     if not 1 <= request.top_k <= 200:
         raise InputError("top_k must be between 1 and 200")
     catalog: Catalog = ctx.index.catalog
@@ -107,7 +111,8 @@ async def search(ctx: SearchContext, request: SearchRequest) -> SearchResult:
     lists = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
 
     t0 = time.perf_counter()
-    fused = rrf(lists, {"dense": 1.0, "lexical": 1.0}, ctx.rrf_k)
+    weights = {"dense": 1.0, "lexical": 1.0}
+    fused = rrf(lists, weights, ctx.rrf_k) if fusion == "rrf" else zscore(lists, weights)
     timings["fuse"] = (time.perf_counter() - t0) * 1000
 
     keep = fused[: max(request.top_k, RERANK_MAX_CANDIDATES)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +35,51 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("RAGSEARCH_") or name == "ZHIPUAI_API_KEY":
             monkeypatch.delenv(name)
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """URL of a throwaway PostgreSQL database for this test session, dropped at the end.
+
+    The server is `TEST_POSTGRES_ADMIN_URL` (default: postgres@127.0.0.1:5432, trust auth).
+    Skips, saying why, only when no server answers.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"ragsearch_test_{secrets.token_hex(6)}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_ADMIN_URL}: {exc.orig}")
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """The session's PostgreSQL database, emptied for this test (ids keep growing)."""
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(postgres_database)
+    with engine.begin() as conn:
+        tables = inspect(conn).get_table_names()
+        if tables:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+    engine.dispose()
+    return postgres_database
 
 
 @pytest.fixture
