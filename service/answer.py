@@ -160,11 +160,12 @@ async def answer_events(ctx: AnswerContext, request: AnswerRequest) -> AsyncIter
             "model": model,
             "route": reason,
             "grounded": grounded,
+            # What the prompt numbered [1]..[n] (a prefix of the hits); when the evidence is
+            # too weak to answer, the closest hits instead.
             "sources": [
-                _source_dict(i, h.chunk) for i, h in enumerate(hits, start=1) if h.chunk in chunks
-            ]
-            if grounded
-            else [_source_dict(i, h.chunk) for i, h in enumerate(hits, start=1)],
+                _source_dict(i, h.chunk)
+                for i, h in enumerate(hits[: len(chunks)] if grounded else hits, start=1)
+            ],
         },
     )
 
