@@ -326,7 +326,7 @@ def collections_create(
             chunk_tokens=chunk_tokens,
             overlap_sentences=overlap,
         )
-    info = _collection_info(created)
+    info = created.as_dict()
     if as_json:
         emit_json(info)
     else:
@@ -334,17 +334,6 @@ def collections_create(
             f"created {created.name}: {created.embedder_provider} {created.embedder_model}, "
             f"{created.dimensions} dimensions, chunks of {created.chunk_tokens} tokens"
         )
-
-
-def _collection_info(c: Any) -> dict[str, Any]:
-    return {
-        "name": c.name,
-        "embedder": c.embedder_provider,
-        "model": c.embedder_model,
-        "dimensions": c.dimensions,
-        "chunk_tokens": c.chunk_tokens,
-        "overlap_sentences": c.overlap_sentences,
-    }
 
 
 @collections.command("list")
@@ -356,7 +345,7 @@ def collections_list(app: AppContext, as_json: bool) -> None:
     with open_index(app.settings, writer=False) as index:
         found = index.catalog.list_collections()
     if as_json:
-        emit_json({"collections": [_collection_info(c) for c in found]})
+        emit_json({"collections": [c.as_dict() for c in found]})
         return
     for c in found:
         click.echo(f"{c.name}\t{c.embedder_provider}:{c.embedder_model}\t{c.dimensions}d")

@@ -119,6 +119,16 @@ class Collection:
     overlap_sentences: int
     revision: int
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "embedder": self.embedder_provider,
+            "model": self.embedder_model,
+            "dimensions": self.dimensions,
+            "chunk_tokens": self.chunk_tokens,
+            "overlap_sentences": self.overlap_sentences,
+        }
+
     @property
     def cache_model_key(self) -> str:
         """Embedding-cache key part: vectors from different providers never mix."""
@@ -164,3 +174,15 @@ class StoredChunk:
     source: str
     title: str | None
     metadata: dict[str, Any]
+
+    def reference(self) -> dict[str, Any]:
+        """Where the chunk comes from: what search results and citations show."""
+        return {
+            "chunk_id": self.id,
+            "document_id": self.document_id,
+            "source": self.source,
+            "title": self.title,
+            "heading_path": list(self.heading_path),
+            "page": self.page,
+            "span": {"start": self.start, "end": self.end},
+        }

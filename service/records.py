@@ -54,13 +54,7 @@ class SearchResult:
 def hit_dict(hit: Hit) -> dict[str, Any]:
     c = hit.chunk
     return {
-        "chunk_id": c.id,
-        "document_id": c.document_id,
-        "source": c.source,
-        "title": c.title,
-        "heading_path": list(c.heading_path),
-        "page": c.page,
-        "span": {"start": c.start, "end": c.end},
+        **c.reference(),
         "text": c.text,
         "score": round(hit.score, 6),
         "scores": {k: round(v, 6) for k, v in hit.scores.items()},
@@ -98,15 +92,4 @@ class Citation:
     snippet: str
 
     def as_dict(self) -> dict[str, Any]:
-        c = self.chunk
-        return {
-            "n": self.n,
-            "chunk_id": c.id,
-            "document_id": c.document_id,
-            "source": c.source,
-            "title": c.title,
-            "heading_path": list(c.heading_path),
-            "page": c.page,
-            "span": {"start": c.start, "end": c.end},
-            "snippet": self.snippet,
-        }
+        return {"n": self.n, **self.chunk.reference(), "snippet": self.snippet}

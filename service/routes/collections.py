@@ -9,24 +9,12 @@ from fastapi import APIRouter, Depends, Request
 
 from indexer.collections import create_collection
 from indexer.providers.factory import requested_embedder_spec
-from indexer.records import Collection
 from service.deps import EngineDep, PrincipalDep, authorize, forbid_widget, require_json, writing
 from service.schemas import ERROR_RESPONSES, CollectionBody
 
-__all__ = ["collection_info", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"], responses=ERROR_RESPONSES)
-
-
-def collection_info(c: Collection) -> dict[str, Any]:
-    return {
-        "name": c.name,
-        "embedder": c.embedder_provider,
-        "model": c.embedder_model,
-        "dimensions": c.dimensions,
-        "chunk_tokens": c.chunk_tokens,
-        "overlap_sentences": c.overlap_sentences,
-    }
 
 
 @router.get("")
@@ -43,7 +31,7 @@ async def list_collections(engine: EngineDep, principal: PrincipalDep) -> dict[s
     def rows() -> list[dict[str, Any]]:
         return [
             {
-                **collection_info(c),
+                **c.as_dict(),
                 "documents": catalog.count_documents(c.id),
                 "chunks": catalog.count_chunks(c.id),
             }
@@ -78,7 +66,7 @@ async def create(
             chunk_tokens=body.chunk_tokens,
             overlap_sentences=body.overlap_sentences,
         )
-    return collection_info(created)
+    return created.as_dict()
 
 
 @router.delete("/{name}")
