@@ -125,7 +125,9 @@ class Ingestor:
         try:
             for item in items:
                 seen.add(item.source)
-                self._prepare(item, existing.get(item.source))
+                # Parsing and writing run in a worker thread: a server ingesting an upload
+                # keeps answering other requests meanwhile.
+                await asyncio.to_thread(self._prepare, item, existing.get(item.source))
                 if self.on_progress:
                     self.on_progress(item.source)
                 if sum(len(p.drafts) for p in self._pending) >= _GROUP_CHUNKS:
@@ -209,7 +211,8 @@ class Ingestor:
             if failed is not None:
                 self._fail(prepared.item.source, failed)
                 continue
-            self._write(prepared, np.stack([vectors[s] for s in prepared.embed_shas]))
+            stacked = np.stack([vectors[s] for s in prepared.embed_shas])
+            await asyncio.to_thread(self._write, prepared, stacked)
         self.index.mark_current(self.collection, self.store)
         if self.store.dirty and time.monotonic() - self._last_save > _CHECKPOINT_SECONDS:
             self.store.save()
@@ -227,7 +230,9 @@ class Ingestor:
         dims = self.collection.dimensions
         vectors = self.catalog.cached_vectors(model_key, dims, list(texts))
         total_chunks = sum(len(p.drafts) for p in pending)
-        missing = [sha for sha in texts if sha not in vectors]
+        # Batches of similar length: a batch is padded to its longest text, so sorting first
+        # saves the model work (as sentence-transformers' own encode does).
+        missing = sorted((sha for sha in texts if sha not in vectors), key=lambda s: len(texts[s]))
         batch = max(1, self.settings.embed_batch_size)
         batches = [missing[i : i + batch] for i in range(0, len(missing), batch)]
         results = await asyncio.gather(
