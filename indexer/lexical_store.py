@@ -100,6 +100,15 @@ class SqliteLexicalIndex:
         expression = fts_match_expression(query_tokens(query))
         if not expression:
             return []
+        if condition is None:
+            # The hot path: plain SQL skips ~2 ms of statement building per query.
+            name = fts_table(collection_id)
+            rows = conn.exec_driver_sql(
+                f"SELECT rowid, bm25({name}) AS rank FROM {name} WHERE {name} MATCH ? "
+                "ORDER BY rank LIMIT ?",
+                (expression, limit),
+            ).all()
+            return [(int(r[0]), -float(r[1])) for r in rows]
         fts = table(fts_table(collection_id), column("rowid"))
         rank = func.bm25(literal_column(fts.name)).label("rank")
         stmt = (

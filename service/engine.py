@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import faiss
+
 from indexer.index import Index
 from indexer.providers.base import ChatModel, Reranker
 from indexer.providers.factory import EmbedderCache
@@ -47,6 +49,9 @@ class Engine:
         build_models: bool = True,
     ) -> None:
         self.settings = settings
+        # One query at a time gains nothing from FAISS's OpenMP threads; on 2 busy cores they
+        # spin-wait on each other (24 ms vs 1 ms for a top-100 flat search, BENCHMARKS.md).
+        faiss.omp_set_num_threads(1)
         self.index = Index(settings)
         self.embedders = EmbedderCache(settings)
         self.reranker = (

@@ -115,18 +115,17 @@ async def search(ctx: SearchContext, request: SearchRequest) -> SearchResult:
     fused = rrf(lists, weights, ctx.rrf_k) if fusion == "rrf" else zscore(lists, weights)
     timings["fuse"] = (time.perf_counter() - t0) * 1000
 
-    keep = fused[: max(request.top_k, RERANK_MAX_CANDIDATES)]
-    chunks = await _timed(
-        timings, "fetch", lambda: catalog.chunks_by_ids([c.chunk_id for c in keep])
-    )
-    # A vector whose chunk was deleted a moment ago is dropped here, never served.
-    keep = [c for c in keep if c.chunk_id in chunks]
-
     want_rerank = request.rerank if request.rerank is not None else ctx.reranker is not None
-    if want_rerank and ctx.reranker is None:
+    reranker = ctx.reranker if want_rerank else None
+    if want_rerank and reranker is None:
         result.warnings.append("rerank skipped: no reranker is configured")
-    elif want_rerank and ctx.reranker is not None and keep:
-        keep = await _rerank(ctx.reranker, query, keep, chunks, result)
+    # Over-fetch a little: a vector whose chunk was deleted a moment ago is dropped below.
+    keep = fused[: max(request.top_k, RERANK_MAX_CANDIDATES) if reranker else request.top_k + 5]
+    ids = [c.chunk_id for c in keep]
+    chunks = await _timed(timings, "fetch", lambda: catalog.chunks_by_ids(ids))
+    keep = [c for c in keep if c.chunk_id in chunks]
+    if reranker is not None and keep:
+        keep = await _rerank(reranker, query, keep, chunks, result)
 
     for cand in keep[: request.top_k]:
         score = cand.scores.get("rerank", cand.fused)

@@ -58,7 +58,12 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, model: str = MINILM, batch_size: int = 64) -> None:
         _quiet_offline_hub()
+        import torch
         from sentence_transformers import SentenceTransformer
+
+        # Pin torch's own thread count: FAISS and torch share the OpenMP runtime, and the
+        # query side sets FAISS to one thread (see service.engine).
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
 
         path = _minilm_path(model)
         if model != MINILM and not Path(path).exists():
