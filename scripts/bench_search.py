@@ -436,7 +436,10 @@ def main() -> None:
     chroma_dir = args.chroma_dir or Path(str(args.data_dir) + "-chroma")
     queries = load_queries(args.queries)
     load_start = os.getloadavg()
-    log = lambda *a: print(*a, file=sys.stderr, flush=True)
+
+    def log(*a):
+        return print(*a, file=sys.stderr, flush=True)
+
     log(
         f"load average at start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}; "
         f"{len(queries)} queries x {args.rounds} rounds; cpus {os.cpu_count()}"
@@ -456,7 +459,7 @@ def main() -> None:
         if not args.no_rerank_server:
             zhipu = stack.enter_context(fake_zhipu())
             rr_base = stack.enter_context(service_process(args.data_dir, zhipu))
-        log("loading in-process engine and peers (chroma at %s) ..." % chroma_dir)
+        log(f"loading in-process engine and peers (chroma at {chroma_dir}) ...")
         inproc = InProcess(args.data_dir)
         stack.callback(inproc.close)
         peers = Peers(args.data_dir, coll, chroma_dir)
@@ -475,7 +478,7 @@ def main() -> None:
         if rr_url:
             http_c1(client, rr_url, warm, coll, "hybrid", True, scratch)
         vectors = [peers.embed(q) for q in queries]
-        for v, q in zip(vectors[:20], warm):
+        for v, q in zip(vectors[:20], warm, strict=False):
             peers.faiss_search(v)
             peers.fts_search(q)
             peers.chroma_search(v, ["distances"])
@@ -586,7 +589,9 @@ def main() -> None:
 
 
 def print_tables(out: dict[str, Any]) -> None:
-    p = lambda *a: print(*a, file=sys.stderr)
+    def p(*a):
+        return print(*a, file=sys.stderr)
+
     la, lb = out["load_average_start"], out["load_average_end"]
     p(
         f"\n{out['queries']} queries x {out['rounds']} rounds, top_k {out['top_k']}; "
@@ -596,9 +601,8 @@ def print_tables(out: dict[str, Any]) -> None:
     p("|---|---:|---:|---:|---:|---|")
     for v in out["series"].values():
         rounds = " / ".join(f"{x:.2f}" for x in v["round_p50_ms"])
-        p(
-            f"| {v['name']} | {v['concurrency']} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {v['rps']} | {rounds} |"
-        )
+        cells = (v["name"], v["concurrency"], f"{v['p50_ms']:.2f}", f"{v['p95_ms']:.2f}", v["rps"])
+        p("| " + " | ".join(str(c) for c in cells) + f" | {rounds} |")
     p("\nStage medians (ms, from `timings`):\n")
     p("| configuration | " + " | ".join(STAGES) + " | warnings |")
     p("|---|" + "---:|" * len(STAGES) + "---|")
