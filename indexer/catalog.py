@@ -16,6 +16,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -298,52 +299,125 @@ class Catalog:
         doc: NewDocument,
         new_chunks: Sequence[NewChunk],
     ) -> tuple[int, list[int], list[int]]:
-        """Insert or replace a document and its chunks in one transaction.
+        """Insert or replace one document and its chunks in one transaction.
 
         Returns (document id, new chunk ids in order, chunk ids that were removed).
         Every chunk's vector must already be in the embedding cache.
         """
+        return self.write_documents(collection, [(doc, new_chunks)])[0]
+
+    def write_documents(
+        self,
+        collection: Collection,
+        batch: Sequence[tuple[NewDocument, Sequence[NewChunk]]],
+    ) -> list[tuple[int, list[int], list[int]]]:
+        """Insert or replace several documents with their chunks in one transaction.
+
+        All or nothing: each document's old chunks are replaced by its new ones, never mixed.
+        One statement per table for the whole batch, since per-document statements and
+        commits cost ~20x more than the rows themselves. Returns, per document in order,
+        (document id, new chunk ids, removed chunk ids).
+        """
+        sources = [doc.source for doc, _ in batch]
+        if len(set(sources)) != len(sources):  # the same source twice: last write wins
+            return [self.write_documents(collection, [item])[0] for item in batch]
+        try:
+            return self._write_documents(collection, batch, sources)
+        except SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc
+            raise CatalogError(f"the catalog refused the write: {cause}") from exc
+
+    def _write_documents(
+        self,
+        collection: Collection,
+        batch: Sequence[tuple[NewDocument, Sequence[NewChunk]]],
+        sources: list[str],
+    ) -> list[tuple[int, list[int], list[int]]]:
         now = _now()
         with self.engine.begin() as conn:
-            existing = conn.execute(
-                select(documents.c.id).where(
-                    documents.c.collection_id == collection.id, documents.c.source == doc.source
-                )
-            ).scalar_one_or_none()
-            removed: list[int] = []
-            values = {
-                "title": doc.title,
-                "media_type": doc.media_type,
-                "content_sha256": doc.content_sha256,
-                "metadata": doc.metadata,
-                "size_bytes": doc.size_bytes,
-                "chunk_count": len(new_chunks),
-                "updated_at": now,
-            }
-            if existing is None:
-                result = conn.execute(
-                    insert(documents).values(
-                        collection_id=collection.id, source=doc.source, created_at=now, **values
-                    )
-                )
-                pk = result.inserted_primary_key
-                assert pk is not None
-                document_id = int(pk[0])
-            else:
-                document_id = int(existing)
-                removed = self._delete_chunks(conn, collection.id, document_id)
+            existing = self._document_ids(conn, collection.id, sources)
+            replaced = [existing[s] for s in sources if s in existing]
+            removed = self._delete_document_chunks(conn, collection.id, replaced)
+            if replaced:
                 conn.execute(
-                    update(documents).where(documents.c.id == document_id).values(**values)
+                    update(documents)
+                    .where(documents.c.id == bindparam("b_id"))
+                    .values({k: bindparam(f"b_{k}") for k in _DOCUMENT_VALUES}),
+                    [
+                        {"b_id": existing[doc.source], **_document_values(doc, chunks_, now, "b_")}
+                        for doc, chunks_ in batch
+                        if doc.source in existing
+                    ],
                 )
-            chunk_ids = self._insert_chunks(conn, collection.id, document_id, new_chunks)
+            fresh = [(doc, chunks_) for doc, chunks_ in batch if doc.source not in existing]
+            if fresh:
+                result = conn.execute(
+                    insert(documents).returning(documents.c.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "collection_id": collection.id,
+                            "source": doc.source,
+                            "created_at": now,
+                            **_document_values(doc, chunks_, now),
+                        }
+                        for doc, chunks_ in fresh
+                    ],
+                )
+                new_ids = [int(r[0]) for r in result]
+                existing.update(zip([d.source for d, _ in fresh], new_ids, strict=True))
+            document_ids = [existing[s] for s in sources]
+            chunk_ids = self._insert_chunks(
+                conn,
+                collection.id,
+                [
+                    (doc_id, chunks_)
+                    for doc_id, (_, chunks_) in zip(document_ids, batch, strict=True)
+                ],
+            )
             self._bump(conn, collection.id)
-        return document_id, chunk_ids, removed
+        return [
+            (document_id, ids, removed.get(document_id, []))
+            for document_id, ids in zip(document_ids, chunk_ids, strict=True)
+        ]
+
+    @staticmethod
+    def _document_ids(
+        conn: Connection, collection_id: int, sources: Sequence[str]
+    ) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for part in _batches(list(sources)):
+            rows = conn.execute(
+                select(documents.c.source, documents.c.id).where(
+                    documents.c.collection_id == collection_id, documents.c.source.in_(part)
+                )
+            )
+            found.update((str(source), int(doc_id)) for source, doc_id in rows)
+        return found
+
+    def _delete_document_chunks(
+        self, conn: Connection, collection_id: int, document_ids: Sequence[int]
+    ) -> dict[int, list[int]]:
+        """Delete the chunks (and lexical rows) of documents; returns removed ids per document."""
+        removed: dict[int, list[int]] = {}
+        for part in _batches(list(document_ids)):
+            rows = conn.execute(
+                select(chunks.c.id, chunks.c.document_id).where(chunks.c.document_id.in_(part))
+            )
+            for chunk_id, document_id in rows:
+                removed.setdefault(int(document_id), []).append(int(chunk_id))
+        all_ids = [i for ids in removed.values() for i in ids]
+        self.lexical.remove(conn, collection_id, all_ids)
+        for part in _batches(list(document_ids)):
+            conn.execute(delete(chunks).where(chunks.c.document_id.in_(part)))
+        return removed
 
     def _insert_chunks(
-        self, conn: Connection, collection_id: int, document_id: int, new_chunks: Sequence[NewChunk]
-    ) -> list[int]:
-        if not new_chunks:
-            return []
+        self,
+        conn: Connection,
+        collection_id: int,
+        per_document: Sequence[tuple[int, Sequence[NewChunk]]],
+    ) -> list[list[int]]:
+        """Insert chunks (and lexical rows) of several documents; returns ids per document."""
         rows = [
             {
                 "document_id": document_id,
@@ -357,24 +431,25 @@ class Catalog:
                 "tokens": c.draft.tokens,
                 "embed_sha256": c.embed_sha256,
             }
+            for document_id, new_chunks in per_document
             for c in new_chunks
         ]
+        if not rows:
+            return [[] for _ in per_document]
         result = conn.execute(
             insert(chunks).returning(chunks.c.id, sort_by_parameter_order=True), rows
         )
         ids = [int(r[0]) for r in result]
-        fts_rows = [(i, c.lexical_text) for i, c in zip(ids, new_chunks, strict=True)]
-        self.lexical.add(conn, collection_id, fts_rows)
-        return ids
-
-    def _delete_chunks(self, conn: Connection, collection_id: int, document_id: int) -> list[int]:
-        ids = [
-            int(r[0])
-            for r in conn.execute(select(chunks.c.id).where(chunks.c.document_id == document_id))
-        ]
-        self.lexical.remove(conn, collection_id, ids)
-        conn.execute(delete(chunks).where(chunks.c.document_id == document_id))
-        return ids
+        flat = [c for _, new_chunks in per_document for c in new_chunks]
+        self.lexical.add(
+            conn, collection_id, [(i, c.lexical_text) for i, c in zip(ids, flat, strict=True)]
+        )
+        out: list[list[int]] = []
+        at = 0
+        for _, new_chunks in per_document:
+            out.append(ids[at : at + len(new_chunks)])
+            at += len(new_chunks)
+        return out
 
     def delete_document(self, collection_id: int, document_id: int) -> list[int]:
         """Delete a document, its chunks and their lexical entries; returns removed chunk ids."""
@@ -386,7 +461,9 @@ class Catalog:
             ).scalar_one_or_none()
             if found is None:
                 raise NotFound(f"document {document_id} does not exist in this collection")
-            removed = self._delete_chunks(conn, collection_id, document_id)
+            removed = self._delete_document_chunks(conn, collection_id, [document_id]).get(
+                document_id, []
+            )
             conn.execute(delete(documents).where(documents.c.id == document_id))
             self._bump(conn, collection_id)
         return removed
@@ -567,6 +644,32 @@ class Catalog:
     def lexical_count(self, collection_id: int) -> int:
         with self.engine.connect() as conn:
             return self.lexical.count(conn, collection_id)
+
+
+_DOCUMENT_VALUES = (
+    "title",
+    "media_type",
+    "content_sha256",
+    "metadata",
+    "size_bytes",
+    "chunk_count",
+    "updated_at",
+)
+
+
+def _document_values(
+    doc: NewDocument, new_chunks: Sequence[NewChunk], now: datetime, prefix: str = ""
+) -> dict[str, Any]:
+    values = {
+        "title": doc.title,
+        "media_type": doc.media_type,
+        "content_sha256": doc.content_sha256,
+        "metadata": doc.metadata,
+        "size_bytes": doc.size_bytes,
+        "chunk_count": len(new_chunks),
+        "updated_at": now,
+    }
+    return {f"{prefix}{k}": v for k, v in values.items()}
 
 
 def _decode_vectors(blobs: Sequence[bytes], dimensions: int) -> Vectors:

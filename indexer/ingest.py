@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.catalog import NewDocument
+from indexer.catalog import CatalogError, NewDocument
 from indexer.chunking import chunk_document
 from indexer.collections import check_embedder
 from indexer.errors import InputError, PayloadTooLarge, RagsearchError
@@ -87,6 +87,22 @@ class _Prepared:
     embed_shas: list[str]
     is_update: bool
 
+    def document(self) -> NewDocument:
+        return NewDocument(
+            source=self.item.source,
+            title=self.title,
+            media_type=self.media_type,
+            content_sha256=self.sha256,
+            metadata=self.metadata,
+            size_bytes=self.size,
+        )
+
+    def new_chunks(self) -> list[NewChunk]:
+        return [
+            NewChunk(draft=d, embed_sha256=s, lexical_text=index_text(d.embed_text))
+            for d, s in zip(self.drafts, self.embed_shas, strict=True)
+        ]
+
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -113,6 +129,7 @@ class Ingestor:
         self.store = index.store(collection)  # loads and reconciles the vector file
         self.report = IngestReport(collection=collection.name)
         self._pending: list[_Prepared] = []
+        self._pending_chunks = 0
         self._last_save = time.monotonic()
 
     async def run(
@@ -130,7 +147,7 @@ class Ingestor:
                 await asyncio.to_thread(self._prepare, item, existing.get(item.source))
                 if self.on_progress:
                     self.on_progress(item.source)
-                if sum(len(p.drafts) for p in self._pending) >= _GROUP_CHUNKS:
+                if self._pending_chunks >= _GROUP_CHUNKS:
                     await self._flush()
             await self._flush()
             if sync_scope is not None:
@@ -187,6 +204,7 @@ class Ingestor:
         except Exception as exc:  # a parser bug must not sink the other files
             self._fail(item.source, f"unexpected {type(exc).__name__}: {exc}")
             return
+        self._pending_chunks += len(drafts)
         self._pending.append(
             _Prepared(
                 item=item,
@@ -202,17 +220,19 @@ class Ingestor:
         )
 
     async def _flush(self) -> None:
-        pending, self._pending = self._pending, []
+        pending, self._pending, self._pending_chunks = self._pending, [], 0
         if not pending:
             return
         vectors, errors = await self._embed(pending)
+        ready: list[_Prepared] = []
         for prepared in pending:
             failed = next((errors[s] for s in prepared.embed_shas if s in errors), None)
             if failed is not None:
                 self._fail(prepared.item.source, failed)
-                continue
-            stacked = np.stack([vectors[s] for s in prepared.embed_shas])
-            await asyncio.to_thread(self._write, prepared, stacked)
+            else:
+                ready.append(prepared)
+        if ready:
+            await asyncio.to_thread(self._write, ready, vectors)
         self.index.mark_current(self.collection, self.store)
         if self.store.dirty and time.monotonic() - self._last_save > _CHECKPOINT_SECONDS:
             self.store.save()
@@ -260,27 +280,30 @@ class Ingestor:
         )
         return vectors, errors
 
-    def _write(self, prepared: _Prepared, vectors: Vectors) -> None:
-        new_chunks = [
-            NewChunk(draft=d, embed_sha256=s, lexical_text=index_text(d.embed_text))
-            for d, s in zip(prepared.drafts, prepared.embed_shas, strict=True)
-        ]
-        document = NewDocument(
-            source=prepared.item.source,
-            title=prepared.title,
-            media_type=prepared.media_type,
-            content_sha256=prepared.sha256,
-            metadata=prepared.metadata,
-            size_bytes=prepared.size,
-        )
-        _, chunk_ids, removed = self.catalog.write_document(self.collection, document, new_chunks)
+    def _write(self, ready: list[_Prepared], vectors: dict[str, Vectors]) -> None:
+        """Write a group of documents in one transaction; if that fails, one by one, so a
+        document the catalog refuses fails alone."""
+        batch = [(p.document(), p.new_chunks()) for p in ready]
+        try:
+            results = self.catalog.write_documents(self.collection, batch)
+            written = ready
+        except CatalogError:
+            results, written = [], []
+            for prepared, item in zip(ready, batch, strict=True):
+                try:
+                    results += self.catalog.write_documents(self.collection, [item])
+                    written.append(prepared)
+                except CatalogError as exc:
+                    self._fail(prepared.item.source, exc)
+        removed = [i for _, _, gone in results for i in gone]
         self.store.remove(np.asarray(removed, dtype=np.int64))
-        self.store.add(np.asarray(chunk_ids, dtype=np.int64), vectors)
+        chunk_ids = [i for _, ids, _ in results for i in ids]
+        if chunk_ids:
+            stacked = np.stack([vectors[s] for p in written for s in p.embed_shas])
+            self.store.add(np.asarray(chunk_ids, dtype=np.int64), stacked)
         self.report.chunks += len(chunk_ids)
-        if prepared.is_update:
-            self.report.updated += 1
-        else:
-            self.report.added += 1
+        self.report.updated += sum(1 for p in written if p.is_update)
+        self.report.added += sum(1 for p in written if not p.is_update)
 
     def _delete_vanished(
         self, existing: dict[str, tuple[int, str]], seen: set[str], scope: Sequence[Path]

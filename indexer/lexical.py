@@ -78,6 +78,8 @@ def _tokens(text: str, *, query: bool, bigrams: bool = True) -> Iterator[str]:
             continue
         word = m.group()
         yield word
+        if "-" not in word and "." not in word and "_" not in word:
+            continue  # a plain word (most of them): nothing to split
         if query and not _HYPHENATED.fullmatch(word):
             continue  # identifiers are queried whole: `ppr` must not match `PPR-9088`
         pieces = [p for p in _PARTS.split(word) if p]

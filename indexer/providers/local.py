@@ -71,7 +71,15 @@ class SentenceTransformerEmbedder:
         self.model = model
         self._st = SentenceTransformer(path, device="cpu")
         self._batch_size = batch_size
-        self._tokenizer: Any = self._st.tokenizer
+        # A private copy of the Rust tokenizer behind the transformers wrapper: the same counts,
+        # ~2x faster (chunking counts every section, sentence and candidate chunk). A copy,
+        # because the wrapper re-arms truncation on the shared one at every encode.
+        from tokenizers import Tokenizer
+
+        backend = self._st.tokenizer.backend_tokenizer
+        self._fast_tokenizer: Any = Tokenizer.from_str(backend.to_str())
+        self._fast_tokenizer.no_truncation()
+        self._fast_tokenizer.no_padding()
         dims = self._st.get_embedding_dimension()
         if dims is None:
             raise ProviderError(f"cannot tell the dimension of local model {model}")
@@ -81,7 +89,7 @@ class SentenceTransformerEmbedder:
         self._lock = threading.Lock()  # torch inference from several threads only thrashes 2 cores
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer.tokenize(text))
+        return len(self._fast_tokenizer.encode(text, add_special_tokens=False).ids)
 
     def _encode(self, texts: Sequence[str]) -> Vectors:
         with self._lock:

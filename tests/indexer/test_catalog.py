@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from indexer.catalog import Catalog, CollectionSpec, NewDocument
+from indexer.catalog import Catalog, CatalogError, CollectionSpec, NewDocument
 from indexer.errors import Conflict, InputError, NotFound
 from indexer.lexical import index_text
 from indexer.records import ChunkDraft, Collection, NewChunk
@@ -108,9 +108,10 @@ def test_catalog_failed_write_keeps_the_previous_version(
         "broken",
     )
 
-    with pytest.raises(IntegrityError, match="NOT NULL"):
+    with pytest.raises(CatalogError, match="NOT NULL") as refused:
         catalog.write_document(collection, new_document(content="v2"), broken)
 
+    assert isinstance(refused.value.__cause__, IntegrityError)
     assert catalog.chunk_ids(collection.id).tolist() == ids
     assert catalog.get_document(collection.id, doc_id).content_sha256 == sha("v1")
     assert catalog.lexical_count(collection.id) == 1

@@ -1,0 +1,31 @@
+"""The embedded default model (MiniLM), loaded for real from the bundled package."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from indexer.providers.local import SentenceTransformerEmbedder
+
+
+def test_minilm_counts_tokens_beyond_its_truncation_limit() -> None:
+    model = SentenceTransformerEmbedder()
+    long_text = "word " * 1000
+    assert model.max_input_tokens == 254
+    assert model.count_tokens(long_text) == 1000
+    embedded = asyncio.run(model.embed_documents([long_text, "short text"]))
+    # Encoding truncates to the model's limit; counting (for chunk budgets) must not.
+    assert model.count_tokens(long_text) == 1000
+    assert embedded.vectors.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(embedded.vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_minilm_places_similar_texts_closer() -> None:
+    model = SentenceTransformerEmbedder()
+    vectors = asyncio.run(
+        model.embed_documents(
+            ["The cat sat on the mat.", "A kitten is sitting on a rug.", "Quarterly tax filing."]
+        )
+    ).vectors
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
