@@ -29,6 +29,8 @@ FTS5_TOKENIZE = "porter unicode61 remove_diacritics 2 tokenchars '-._'"
 # punctuation (`end.`, `v2.3.1,`) is not part of a word because a join needs a char after it.
 _TOKEN = re.compile(rf"(?P<cjk>[{CJK_CHARS}]+)|[^\W{CJK_CHARS}]+(?:[-._][^\W{CJK_CHARS}]+)*")
 _PARTS = re.compile(r"[-._]+")
+_WORD = re.compile(rf"[^\W{CJK_CHARS}]+(?:[-._][^\W{CJK_CHARS}]+)*")
+_CJK_RUN = re.compile(rf"[{CJK_CHARS}]")
 # Plain hyphenated words (`t-cell`, `anti-inflammatory`) are also queried in parts, since
 # text writes them both ways; identifiers with digits, dots or underscores are not.
 _HYPHENATED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
@@ -93,6 +95,19 @@ def index_text(text: str) -> str:
     Identifiers are indexed whole and in their parts; Chinese as jieba search-mode words
     and character bigrams.
     """
+    lowered = text.lower()
+    if _CJK_RUN.search(lowered) is None:
+        # Fast path for text without CJK (most chunks): one C-level findall. FTS5 ranks by
+        # term frequencies, not positions, so the parts may follow the whole words.
+        words: list[str] = _WORD.findall(lowered)
+        parts = [
+            part
+            for word in words
+            if "-" in word or "." in word or "_" in word
+            for part in _PARTS.split(word)
+            if part
+        ]
+        return " ".join(words + parts)
     return " ".join(_tokens(text, query=False))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 
 from charset_normalizer import from_bytes
 
@@ -18,6 +19,7 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 )
 _GB_CODECS = frozenset({"gb2312", "gbk", "gb18030", "hz"})
 _MAX_CONTROL_RATIO = 0.05
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")  # control characters but tab, newlines, \f, \v
 _SNIFF_BYTES = 64 * 1024
 
 
@@ -29,7 +31,7 @@ def _check_not_binary(text: str) -> None:
     if "\x00" in text:
         raise ParseError("binary data in a text file (NUL characters)")
     sample = text[:_SNIFF_BYTES]
-    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\n\r\f\v")
+    controls = len(_CONTROL.findall(sample))
     if sample and controls / len(sample) > _MAX_CONTROL_RATIO:
         raise ParseError("binary data in a text file (too many control characters)")
 

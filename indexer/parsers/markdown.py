@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -55,6 +56,20 @@ def split_front_matter(text: str) -> tuple[dict[str, str], str]:
     return fields, text[match.end() :]
 
 
+_local = threading.local()
+
+
+def _parsers() -> tuple[MarkdownIt, MarkdownIt]:
+    """(block-only parser, full parser), built once per thread: building one costs ~1 ms,
+    more than parsing a typical document, and an instance is not safe to share."""
+    cached: tuple[MarkdownIt, MarkdownIt] | None = getattr(_local, "parsers", None)
+    if cached is None:
+        blocks = MarkdownIt("commonmark").enable("table").disable(["inline", "text_join"])
+        cached = (blocks, MarkdownIt("commonmark").enable("table"))
+        _local.parsers = cached
+    return cached
+
+
 def _heading_text(md: MarkdownIt, source: str) -> str:
     parts: list[str] = []
     inline = md.parseInline(source)
@@ -77,10 +92,9 @@ def parse_markdown(data: bytes) -> ParsedDocument:
     """
     front, body = split_front_matter(normalize_text(decode_text(data)))
     lines = body.split("\n")
-    md = MarkdownIt("commonmark").enable("table")
+    blocks, md = _parsers()
     # Inline parsing dominates the cost and only headings need it; they get it on demand.
-    tokens = md.disable(["inline", "text_join"]).parse(body)
-    md.enable(["inline", "text_join"])
+    tokens = blocks.parse(body)
     builder = SectionBuilder(MEDIA_TYPE)
     title = front.pop("title", None) or None
     stack: list[tuple[int, str]] = []

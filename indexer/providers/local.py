@@ -118,6 +118,7 @@ class SentenceTransformerEmbedder:
 
 
 _TOKEN = re.compile(r"[\w\-.]+", re.UNICODE)
+_CJK = re.compile(r"[\u2e81-\U0010ffff]")
 
 
 class HashingEmbedder:
@@ -135,7 +136,7 @@ class HashingEmbedder:
         self.max_input_tokens = 8192
 
     def count_tokens(self, text: str) -> int:
-        return len(_TOKEN.findall(text)) + sum(1 for ch in text if ord(ch) > 0x2E80)
+        return len(_TOKEN.findall(text)) + len(_CJK.findall(text))
 
     def _vector(self, text: str) -> Vectors:
         vec = np.zeros(self.dimensions, dtype=np.float32)
