@@ -253,7 +253,7 @@ class Ingestor:
         # Batches of similar length: a batch is padded to its longest text, so sorting first
         # saves the model work (as sentence-transformers' own encode does).
         missing = sorted((sha for sha in texts if sha not in vectors), key=lambda s: len(texts[s]))
-        batch = max(1, self.settings.embed_batch_size)
+        batch = max(1, self.embedder.max_batch_inputs)
         batches = [missing[i : i + batch] for i in range(0, len(missing), batch)]
         results = await asyncio.gather(
             *(self.embedder.embed_documents([texts[s] for s in b]) for b in batches),

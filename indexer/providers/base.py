@@ -30,6 +30,9 @@ class Embedder(Protocol):
     model: str
     dimensions: int
     max_input_tokens: int  # the model's real input limit; chunks are sized under it
+    # Inputs per embed_documents call: a remote API's per-request limit (so one failed request
+    # loses one batch), or "as many as you like" for a local model that batches internally.
+    max_batch_inputs: int
 
     def count_tokens(self, text: str) -> int:
         """Tokens `text` costs this model (exact where a tokenizer exists, else conservative)."""

@@ -86,6 +86,8 @@ class SentenceTransformerEmbedder:
         self.dimensions: int = int(dims)
         # Room for [CLS] and [SEP]: past this the model silently truncates.
         self.max_input_tokens: int = int(self._st.max_seq_length or 256) - 2
+        # One call per ingest group: encode sorts the whole group by length before batching.
+        self.max_batch_inputs = 100_000
         self._lock = threading.Lock()  # torch inference from several threads only thrashes 2 cores
 
     def count_tokens(self, text: str) -> int:
@@ -134,6 +136,7 @@ class HashingEmbedder:
         self.model = f"hashing-{dimensions}"
         self.dimensions = dimensions
         self.max_input_tokens = 8192
+        self.max_batch_inputs = 100_000
 
     def count_tokens(self, text: str) -> int:
         return len(_TOKEN.findall(text)) + len(_CJK.findall(text))

@@ -129,6 +129,7 @@ class ZhipuEmbedder:
         self.max_input_tokens = limit
         self._http = http
         self._batch_size = max(1, min(batch_size, MAX_EMBED_BATCH))
+        self.max_batch_inputs = self._batch_size  # one request each: a failure loses one batch
         self._price = price_cny_per_mtok
 
     @classmethod
