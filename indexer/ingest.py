@@ -195,6 +195,7 @@ class Ingestor:
                 max_tokens=self.collection.chunk_tokens,
                 overlap_sentences=self.collection.overlap_sentences,
                 count_tokens=self.embedder.count_tokens,
+                additive=True,  # the Embedder contract: counts are sub-additive
             )
             if not drafts:
                 raise InputError("no text to index")

@@ -35,7 +35,12 @@ class Embedder(Protocol):
     max_batch_inputs: int
 
     def count_tokens(self, text: str) -> int:
-        """Tokens `text` costs this model (exact where a tokenizer exists, else conservative)."""
+        """Tokens `text` costs this model (exact where a tokenizer exists, else conservative).
+
+        Must be sub-additive where text is cut at whitespace, `count(a + b) <= count(a) +
+        count(b)`: the chunker sizes a chunk from the counts of its sentences and the
+        whitespace between them.
+        """
         ...
 
     async def embed_documents(self, texts: Sequence[str]) -> Embeddings: ...

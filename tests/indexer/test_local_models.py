@@ -29,3 +29,23 @@ def test_minilm_places_similar_texts_closer() -> None:
         )
     ).vectors
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+
+
+PAIRS = [
+    ("Dr. Smith measured 3.14 units in v2.3.1.", "Ticket PPR-9087 tracks it."),
+    ("年假需要提前两周申请。", "病假超过三天需要证明。"),
+    ("unbelievably", "antidisestablishmentarianism"),
+    ("# Heading > Sub", "body text, with punctuation!"),
+]
+
+
+def test_token_counts_are_sub_additive_as_the_embedder_contract_says() -> None:
+    from indexer.providers.local import HashingEmbedder
+    from indexer.providers.zhipu import estimate_tokens
+
+    counters = [SentenceTransformerEmbedder().count_tokens, HashingEmbedder().count_tokens]
+    counters.append(estimate_tokens)
+    for count in counters:
+        for a, b in PAIRS:
+            for gap in (" ", "\n", "\n\n"):
+                assert count(a + gap + b) <= count(a) + count(gap) + count(b), (count, a, b)
