@@ -66,6 +66,8 @@ class Engine:
             rrf_k=settings.rrf_k,
             max_query_chars=settings.max_query_chars,
             fusion=settings.fusion,
+            max_filter_terms=settings.max_filter_terms,
+            max_filter_depth=settings.max_filter_depth,
         )
         self.answer_context = AnswerContext(
             search=self.search_context,

@@ -25,6 +25,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexer.errors import Forbidden, InputError, NotFound, RagsearchError
+from indexer.json_values import check_text
 from service.deps import EngineDep, Principal, PrincipalDep, authorize
 from service.engine import Engine
 from service.errors import validation_message
@@ -225,6 +226,8 @@ async def get_model(
 def _conversation(messages: list[ChatMessageBody]) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The question (last user message) and the user/assistant turns before it."""
     texts = [(m.role, m.text()) for m in messages]
+    for i, (_, text) in enumerate(texts):
+        check_text(text, f"messages[{i}].content")
     last = max((i for i, (role, _) in enumerate(texts) if role == "user"), default=None)
     if last is None:
         raise InputError("messages need at least one user message (the question)")

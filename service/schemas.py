@@ -7,9 +7,11 @@ message is the same over HTTP and the CLI.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from indexer.json_values import INT64_MAX
 
 from service.records import AnswerRequest, Fusion, Mode, SearchRequest
 
@@ -72,8 +74,10 @@ class AnswerBody(_Body):
     scope: Literal["chunks", "documents"] = Field(
         "chunks", description="`chunks`: retrieved passages; `documents`: whole `document_ids`."
     )
-    document_ids: list[int] = Field(
-        default_factory=list, description="Documents to answer from with scope `documents`."
+    document_ids: list[Annotated[int, Field(ge=1, le=INT64_MAX)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Documents to answer from with scope `documents`.",
     )
     stream: bool = Field(
         False,

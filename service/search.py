@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 
 from indexer.catalog import Catalog
 from indexer.errors import InputError, ProviderError
-from indexer.filters import compile_filter
+from indexer.filters import MAX_DEPTH, MAX_TERMS, compile_filter
 from indexer.index import Index
+from indexer.json_values import check_text
 from indexer.providers.base import Embedder, Reranker
 from indexer.records import Collection
 from service.fusion import Candidate, embedder_covers, rrf, zscore
@@ -32,11 +33,19 @@ class SearchContext:
     rrf_k: int
     max_query_chars: int
     fusion: Fusion = "rrf"
+    max_filter_terms: int = MAX_TERMS
+    max_filter_depth: int = MAX_DEPTH
+
+
+_INVISIBLE = "".join(chr(c) for c in range(32)) + "\x7f"
 
 
 def validate_query(query: str, max_chars: int) -> str:
+    """The query, stripped; InputError when empty (control characters count as nothing),
+    too long, or not encodable text."""
+    check_text(query, "query")
     text = query.strip()
-    if not text:
+    if not text.strip(_INVISIBLE + " "):
         raise InputError("query is empty")
     if len(text) > max_chars:
         raise InputError(f"query is {len(text):,} characters; the limit is {max_chars:,}")
@@ -64,7 +73,13 @@ async def search(ctx: SearchContext, request: SearchRequest) -> SearchResult:
         raise InputError("top_k must be between 1 and 200")
     catalog: Catalog = ctx.index.catalog
     collection = catalog.get_collection(request.collection)
-    condition = compile_filter(request.filter) if request.filter else None
+    condition = (
+        compile_filter(
+            request.filter, max_terms=ctx.max_filter_terms, max_depth=ctx.max_filter_depth
+        )
+        if request.filter
+        else None
+    )
     embedder = ctx.embedder_for(collection)
     timings: dict[str, float] = {}
     result = SearchResult(hits=[], timings=timings)

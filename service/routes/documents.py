@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -15,6 +14,7 @@ from starlette.datastructures import UploadFile
 
 from indexer.errors import InputError, ParseError, PayloadTooLarge, UnsupportedMediaType
 from indexer.ingest import Ingestor, SourceItem, delete_documents
+from indexer.json_values import INT64_MAX, check_json_value, check_text, parse_json_object
 from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
 from indexer.records import Document
 from indexer.settings import Settings
@@ -28,6 +28,7 @@ router = APIRouter(
 )
 
 MAX_FILES = 100
+DocumentId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The document's id.")]
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -133,13 +134,9 @@ async def _files(request: Request, settings: Settings) -> list[SourceItem]:
 def _metadata(raw: Any) -> dict[str, Any]:
     if raw is None or raw == "":
         return {}
-    try:
-        value = json.loads(raw) if isinstance(raw, str) else None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"metadata: not valid JSON ({exc.msg})") from exc
-    if not isinstance(value, dict):
-        raise InputError("metadata: expected a JSON object")
-    return value
+    if not isinstance(raw, str):
+        raise InputError("metadata: expected a JSON object as a form field, not a file")
+    return parse_json_object(raw, "metadata")
 
 
 def _text_item(raw: bytes, settings: Settings) -> SourceItem:
@@ -147,6 +144,10 @@ def _text_item(raw: bytes, settings: Settings) -> SourceItem:
         body = TextDocumentBody.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
+    for where, text in (("source", body.source), ("text", body.text)):
+        check_text(text, where)
+    check_text(body.filename or "", "filename")
+    check_json_value(body.metadata, "metadata")
     data = body.text.encode("utf-8")
     if len(data) > settings.max_upload_bytes:
         limit = settings.max_upload_bytes
@@ -164,7 +165,7 @@ async def list_documents(
     engine: EngineDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Documents per page.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Documents to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX, description="Documents to skip.")] = 0,
 ) -> dict[str, Any]:
     """Documents of the collection, by source: id, source, title, chunk count, media type,
     metadata, size and timestamps, with the `total` count. Needs `read`; not widget keys."""
@@ -188,7 +189,7 @@ async def list_documents(
 @router.get("/{document_id}")
 async def get_document(
     name: str,
-    document_id: int,
+    document_id: DocumentId,
     engine: EngineDep,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
@@ -209,7 +210,7 @@ async def get_document(
 @router.delete("/{document_id}")
 async def delete_document(
     name: str,
-    document_id: int,
+    document_id: DocumentId,
     request: Request,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
