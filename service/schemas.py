@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexer.json_values import INT64_MAX
-
 from service.records import AnswerRequest, Fusion, Mode, SearchRequest
 
 __all__ = [
