@@ -22,6 +22,7 @@ from service.errors import install_error_handlers
 from service.mcp_server import mount_mcp
 from service.metrics import Metrics, MetricsMiddleware
 from service.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from service.origins import OriginPolicy
 from service.routes import collections, documents, health, search
 
 __all__ = ["JSON_BODY_LIMIT", "create_app"]
@@ -76,6 +77,7 @@ def create_app(
     app.state.writer_index = None
     app.state.writer_lock_timeout = writer_lock_timeout
     app.state.open_without_keys = open_without_keys
+    app.state.origin_policy = OriginPolicy.from_settings(settings)
     app.state.rate_limiter = RateLimiter(clock)
     app.state.metrics = Metrics()
 
@@ -84,7 +86,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(openai_api.router)
     app.include_router(widget.router)
-    mount_mcp(app)
+    mount_mcp(app, app.state.origin_policy)
 
     def body_limit(scope: Scope) -> int:
         if scope.get("method") == "POST" and _UPLOAD_PATH.match(scope.get("path", "")):

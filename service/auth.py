@@ -38,6 +38,7 @@ __all__ = [
     "RateLimiter",
     "authorize",
     "create_key",
+    "ever_had_keys",
     "forbid_widget",
     "has_active_keys",
     "list_keys",
@@ -267,38 +268,60 @@ def _api_key(m: Any) -> ApiKey:
 # --- the request's principal -------------------------------------------------------------
 
 
+def ever_had_keys(catalog: Catalog) -> bool:
+    """Whether any key was ever created (revoked ones count)."""
+    with catalog.engine.connect() as conn:
+        return conn.execute(select(api_keys.c.id).limit(1)).first() is not None
+
+
+def _is_open(catalog: Catalog, open_without_keys: bool, open_after_keys: bool) -> bool:
+    if not open_without_keys or has_active_keys(catalog):
+        return False
+    return open_after_keys or not ever_had_keys(catalog)
+
+
+def _closed(catalog: Catalog, open_without_keys: bool) -> Unauthorized:
+    if has_active_keys(catalog):
+        return Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
+    if open_without_keys and ever_had_keys(catalog):
+        return Unauthorized(
+            "an API key is required: every key was revoked and the service stays closed; "
+            "create one with `ragsearch keys create` (RAGSEARCH_OPEN_AFTER_KEYS reopens it)"
+        )
+    return Unauthorized(
+        "this server requires an API key and none exists; create one with `ragsearch keys create`"
+    )
+
+
 def principal_for(
     catalog: Catalog,
     authorization: str | None,
     origin: str | None,
     *,
     open_without_keys: bool = True,
+    open_after_keys: bool = False,
 ) -> Principal:
     """Resolve the caller from the Authorization and Origin headers.
 
-    With no active key the service is open, whatever bearer value is sent (or, when
-    `open_without_keys` is false, closed).
+    The service is open (whatever bearer value is sent) while no key exists, and only if
+    `open_without_keys`; once any key has existed it stays closed after they are all
+    revoked, unless `open_after_keys`.
     Raises `Unauthorized` for a missing or unknown key, `Forbidden` for a widget key used
     from an origin it does not list. Browsers always send Origin cross-site, so the list
     guards embedding; the read-only scope, one collection and rate limit bound what a copied
     widget key can do elsewhere.
     """
     scheme, _, secret = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        if not has_active_keys(catalog):
-            if open_without_keys:
-                return open_principal()
-            raise Unauthorized(
-                "this server requires an API key and none exists; "
-                "create one with `ragsearch keys create`"
-            )
-        raise Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
-    found = find_key(catalog, secret.strip())
+    found = None
+    if scheme.lower() == "bearer" and secret.strip():
+        found = find_key(catalog, secret.strip())
     if found is None:
-        if open_without_keys and not has_active_keys(catalog):
-            # Open mode: OpenAI-style clients insist on sending some key; any value will do.
+        # Open mode: OpenAI-style clients insist on sending some key; any value will do.
+        if _is_open(catalog, open_without_keys, open_after_keys):
             return open_principal()
-        raise Unauthorized("the API key is unknown or revoked")
+        if secret.strip() and scheme.lower() == "bearer":
+            raise Unauthorized("the API key is unknown or revoked")
+        raise _closed(catalog, open_without_keys)
     principal = found.principal()
     if principal.allowed_origins and origin is not None:
         try:

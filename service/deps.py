@@ -19,6 +19,7 @@ from indexer.writer_lock import WriterLock
 from service.auth import Principal, RateLimiter, authorize, forbid_widget, principal_for
 from service.engine import Engine
 from service.metrics import Metrics
+from service.origins import OriginPolicy
 
 __all__ = [
     "EngineDep",
@@ -51,7 +52,8 @@ def get_metrics(request: Request) -> Metrics:
 async def get_principal(request: Request) -> Principal:
     """The caller: from `Authorization: Bearer <key>`, or the open principal when no key exists.
 
-    Raises Unauthorized (401), Forbidden (403, widget key from a foreign origin) or
+    The open principal is granted only to requests from localhost or a public origin
+    (`service.origins`). Raises Unauthorized (401), Forbidden (403, widget key from a foreign origin) or
     TooManyRequests (429, the key's rate limit).
     """
     engine = get_engine(request)
@@ -61,7 +63,11 @@ async def get_principal(request: Request) -> Principal:
         request.headers.get("authorization"),
         request.headers.get("origin"),
         open_without_keys=request.app.state.open_without_keys,
+        open_after_keys=engine.settings.open_after_keys,
     )
+    if principal.open:
+        policy: OriginPolicy = request.app.state.origin_policy
+        policy.check_open_request(request.headers.get("host"), request.headers.get("origin"))
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.check(principal)
     return principal

@@ -25,6 +25,7 @@ from indexer.errors import RagsearchError
 from indexer.settings import Settings
 from service.auth import Principal, authorize, forbid_widget, open_principal
 from service.engine import Engine
+from service.origins import OriginPolicy
 from service.records import AnswerRequest, SearchRequest, hit_dict
 
 __all__ = ["Caller", "build_server", "mount_mcp", "serve_stdio"]
@@ -163,11 +164,18 @@ class _RequireRead:
         await self.app(scope, receive, send)
 
 
-def mount_mcp(app: FastAPI) -> None:
-    """Serve the MCP tools at `/mcp` on `app`, and run the MCP session manager in its lifespan."""
+def mount_mcp(app: FastAPI, origins: OriginPolicy) -> None:
+    """Serve the MCP tools at `/mcp` on `app`, and run the MCP session manager in its lifespan.
+
+    MCP's DNS-rebinding protection is on: the Host and Origin must be localhost or one of the
+    configured public origins (`RAGSEARCH_PUBLIC_ORIGINS`), with or without keys.
+    """
     server = build_server(_http_caller)
-    # The app's keys guard /mcp; MCP's own DNS-rebinding check would pin the Host header.
-    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=origins.mcp_hosts(),
+        allowed_origins=origins.mcp_origins(),
+    )
     transport = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,
