@@ -53,8 +53,8 @@ async def get_principal(request: Request) -> Principal:
     """The caller: from `Authorization: Bearer <key>`, or the open principal when no key exists.
 
     The open principal is granted only to requests from localhost or a public origin
-    (`service.origins`). Raises Unauthorized (401), Forbidden (403, widget key from a foreign origin) or
-    TooManyRequests (429, the key's rate limit).
+    (`service.origins`). Raises Unauthorized (401), Forbidden (403: a widget key from a
+    foreign origin, a keyless request from a foreign host) or TooManyRequests (429).
     """
     engine = get_engine(request)
     principal = await asyncio.to_thread(
