@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import date
 
 from fastapi import FastAPI
 from starlette.types import Scope
@@ -17,6 +18,7 @@ from starlette.types import Scope
 from indexer.settings import Settings
 from service import openai_api, widget
 from service.auth import RateLimiter
+from service.budget import TokenBudget, utc_today
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.mcp_server import mount_mcp
@@ -37,14 +39,16 @@ def create_app(
     *,
     engine: Engine | None = None,
     clock: Callable[[], float] = time.monotonic,
+    today: Callable[[], date] = utc_today,
     writer_lock_timeout: float = 30.0,
     open_without_keys: bool = True,
 ) -> FastAPI:
     """The ragsearch HTTP service for `settings` (default: read from the environment).
 
-    `clock` drives the per-key rate limits. `writer_lock_timeout` is how long a write waits
-    for another writer. With `open_without_keys` false, the service refuses every request
-    while no API key exists (for servers bound beyond localhost).
+    `clock` drives the per-key rate limits, `today` the daily token budgets.
+    `writer_lock_timeout` is how long a write waits for another writer. With
+    `open_without_keys` false, the service refuses every request while no API key exists
+    (for servers bound beyond localhost).
     """
     if settings is None:
         # pydantic-settings fills every field from the environment and defaults.
@@ -79,6 +83,7 @@ def create_app(
     app.state.open_without_keys = open_without_keys
     app.state.origin_policy = OriginPolicy.from_settings(settings)
     app.state.rate_limiter = RateLimiter(clock)
+    app.state.token_budget = TokenBudget(settings.key_daily_tokens, today)
     app.state.metrics = Metrics()
 
     install_error_handlers(app)

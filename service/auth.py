@@ -1,7 +1,8 @@
 """API keys and who may do what: key storage, the request's principal, scopes, rate limits.
 
 Keys are `rsk_` plus 32 random URL-safe bytes, shown once at creation and stored as their
-sha256. Scopes nest: `admin` implies `write`, which implies `read`. A key may be limited to
+sha256. Scopes nest: `admin` implies `write`, which implies `read`; `documents` (whole-document
+answers) implies `read` and is implied by `admin`. A key may be limited to
 named collections. A widget key is a public, read-only key for one collection, with allowed
 browser origins and a per-minute rate limit.
 """
@@ -37,6 +38,7 @@ __all__ = [
     "Principal",
     "RateLimiter",
     "authorize",
+    "check_answer_choice",
     "create_key",
     "ever_had_keys",
     "forbid_widget",
@@ -47,9 +49,15 @@ __all__ = [
     "revoke_key",
 ]
 
-SCOPES = ("read", "write", "admin")
+SCOPES = ("read", "write", "admin", "documents")
 KEY_PREFIX = "rsk_"
-_IMPLIED = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
+_IMPLIED = {
+    "read": {"read"},
+    "write": {"read", "write"},
+    "admin": {"read", "write", "admin", "documents"},
+    "documents": {"read", "documents"},
+}
+SERVER_MODELS = ("auto", "extractive")  # the server's own choice, open to every key
 _SHOWN_PREFIX = 12  # "rsk_" + 8 characters: enough to tell keys apart in `keys list`
 
 
@@ -82,6 +90,27 @@ def authorize(principal: Principal, scope: str, collection: str | None = None) -
         and collection not in principal.collections
     ):
         raise Forbidden(f"key {principal.name!r} may not use collection {collection!r}")
+
+
+def check_answer_choice(
+    principal: Principal, model: str, scope: str, allowed_models: Iterable[str] = ()
+) -> None:
+    """Refuse answer options that choose the cost: a model, or whole-document scope.
+
+    Keys without `admin` get the server's model choice (`auto`, `extractive`) or one of
+    `allowed_models` (the `key_models` setting); whole-document answers, which send entire
+    documents to the long-context model, need the `documents` scope.
+    """
+    if scope == "documents" and "documents" not in principal.scopes:
+        raise Forbidden(
+            f"key {principal.name!r} lacks the 'documents' scope that whole-document answers need"
+        )
+    if "admin" in principal.scopes or model in SERVER_MODELS or model in allowed_models:
+        return
+    raise Forbidden(
+        f"key {principal.name!r} may not choose the answer model {model!r}; use `auto` "
+        "(the server's choice) or a model listed in RAGSEARCH_KEY_MODELS"
+    )
 
 
 def forbid_widget(principal: Principal) -> None:

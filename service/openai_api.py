@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from indexer.errors import Forbidden, InputError, NotFound, RagsearchError
 from indexer.json_values import check_text
+from service.budget import TokenBudget
 from service.deps import EngineDep, Principal, PrincipalDep, authorize
 from service.engine import Engine
 from service.errors import validation_message
@@ -348,6 +349,7 @@ async def _stream(
 )
 async def chat_completions(
     body: ChatCompletionBody,
+    http_request: Request,
     principal: PrincipalDep,
     engine: EngineDep,
 ) -> JSONResponse | StreamingResponse:
@@ -363,6 +365,8 @@ async def chat_completions(
         body.model, body.collection, principal, _collection_names(engine)
     )
     authorize(principal, "read", collection)
+    budget: TokenBudget = http_request.app.state.token_budget
+    budget.check(principal)
     engine.index.catalog.get_collection(collection)  # NotFound before any model call
     rewrite = await standalone_query(
         question, history, engine.chat, engine.settings.zhipu_chat_model
@@ -376,7 +380,9 @@ async def chat_completions(
     )
     chat = _Chat(body, collection, rewrite)
     if not body.stream:
-        return JSONResponse(chat.completion(await engine.answer(request)))
+        answered = await engine.answer(request)
+        budget.charge(principal, [_usage(answered.get("usage", []), rewrite)])
+        return JSONResponse(chat.completion(answered))
     events = engine.answer_events(request)
     try:
         first = await anext(events)  # validation and retrieval errors surface as a 4xx here

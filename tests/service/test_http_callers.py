@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,11 +13,22 @@ from fastapi.testclient import TestClient
 
 from indexer.index import Index
 from indexer.settings import Settings
+from service.app import create_app
 from service.auth import revoke_key
-from tests.service.conftest import FakeClock, assert_error, bearer, make_app, new_key, upload
+from service.engine import Engine
+from tests.service.conftest import (
+    FakeClock,
+    ScriptedChat,
+    assert_error,
+    bearer,
+    make_app,
+    new_key,
+    upload,
+)
 
 SEARCH = {"query": "data directory", "collection": "docs"}
 EVIL = "https://evil.example"
+SITE = "https://site.example"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -110,3 +124,88 @@ def test_the_container_never_starts_an_open_server() -> None:
     command = next(line for line in dockerfile.splitlines() if line.startswith("CMD"))
     assert "--allow-open" not in command
     assert "RAGSEARCH_ALLOW_OPEN_REMOTE" not in dockerfile
+
+
+# --- what a key may spend ------------------------------------------------------------------
+
+ANSWER = {"query": "How do I back up the data directory?", "collection": "docs"}
+
+
+class Today:
+    """A UTC date the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.day = date(2026, 1, 1)
+
+    def __call__(self) -> date:
+        return self.day
+
+
+@contextmanager
+def answering(settings: Settings, today: Today | None = None) -> Iterator[TestClient]:
+    """A loaded app whose chat model is scripted (110 tokens per answer)."""
+    engine = Engine(settings, chat=ScriptedChat(["Stop writers first [1]."]))
+    app = create_app(settings, engine=engine, today=today or Today(), writer_lock_timeout=0)
+    try:
+        with TestClient(app) as client:
+            yield client
+    finally:
+        asyncio.run(engine.aclose())
+
+
+def test_widget_and_read_keys_get_the_servers_model_only(seeded: Settings) -> None:
+    widget = bearer(new_key(seeded, "site", ["read"], collections=["docs"], allowed_origins=[SITE]))
+    reader = bearer(new_key(seeded, "reader", ["read"]))
+    admin = bearer(new_key(seeded, "ops", ["admin"]))
+    expensive = {**ANSWER, "model": "glm-4-plus-EXPENSIVE"}
+    with answering(seeded) as client:
+        for key in (widget, reader):
+            refused = client.post("/v1/answer", json=expensive, headers=key)
+            assert "glm-4-plus-EXPENSIVE" in assert_error(refused, 403, "forbidden")["message"]
+            assert client.post("/v1/answer", json=ANSWER, headers=key).status_code == 200
+        chosen = client.post("/v1/answer", json=expensive, headers=admin)
+    assert chosen.status_code == 200, chosen.text
+    assert chosen.json()["model"] == "glm-4-plus-EXPENSIVE"
+
+
+def test_key_models_setting_lets_keys_choose_listed_models(seeded: Settings) -> None:
+    settings = seeded.model_copy(update={"key_models": ["glm-4-flash"]})
+    reader = bearer(new_key(settings, "reader", ["read"]))
+    with answering(settings) as client:
+        listed = client.post("/v1/answer", json={**ANSWER, "model": "glm-4-flash"}, headers=reader)
+        other = client.post("/v1/answer", json={**ANSWER, "model": "glm-4-plus"}, headers=reader)
+    assert listed.status_code == 200, listed.text
+    assert_error(other, 403, "forbidden")
+
+
+def test_whole_document_answers_need_their_own_scope(seeded: Settings) -> None:
+    widget = bearer(new_key(seeded, "site", ["read"], collections=["docs"], allowed_origins=[SITE]))
+    reader = bearer(new_key(seeded, "reader", ["read"]))
+    long_reader = bearer(new_key(seeded, "long", ["documents"]))
+    whole = {**ANSWER, "scope": "documents", "document_ids": [1]}
+    with answering(seeded) as client:
+        for key in (widget, reader):
+            refused = client.post("/v1/answer", json=whole, headers=key)
+            assert "'documents' scope" in assert_error(refused, 403, "forbidden")["message"]
+        allowed = client.post("/v1/answer", json=whole, headers=long_reader)
+    assert allowed.status_code == 200, allowed.text
+
+
+def test_a_key_stops_answering_when_its_daily_tokens_are_spent(seeded: Settings) -> None:
+    settings = seeded.model_copy(update={"key_daily_tokens": 100})
+    today = Today()
+    reader = bearer(new_key(settings, "reader", ["read"]))
+    other = bearer(new_key(settings, "other", ["read"]))
+    chat = {"model": "ragsearch:docs", "messages": [{"role": "user", "content": "backup?"}]}
+    with answering(settings, today) as client:
+        first = client.post("/v1/answer", json=ANSWER, headers=reader)
+        second = client.post("/v1/answer", json=ANSWER, headers=reader)
+        chatted = client.post("/v1/chat/completions", json=chat, headers=reader)
+        someone_else = client.post("/v1/answer", json=ANSWER, headers=other)
+        today.day += timedelta(days=1)
+        tomorrow = client.post("/v1/answer", json=ANSWER, headers=reader)
+    assert first.status_code == 200, first.text
+    assert "100" in assert_error(second, 429, "rate_limited")["message"]
+    assert chatted.status_code == 429
+    assert someone_else.status_code == 200
+    assert tomorrow.status_code == 200
