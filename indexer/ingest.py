@@ -20,7 +20,7 @@ import numpy as np
 from indexer.catalog import CatalogError, NewDocument
 from indexer.chunking import chunk_document
 from indexer.collections import check_embedder
-from indexer.errors import InputError, PayloadTooLarge, RagsearchError
+from indexer.errors import InputError, PayloadTooLarge, ProviderError, RagsearchError
 from indexer.index import Index
 from indexer.lexical import index_text
 from indexer.parsers import SUPPORTED_SUFFIXES, parse_bytes
@@ -161,9 +161,10 @@ class Ingestor:
 
     # --- stages --------------------------------------------------------------------------
 
-    def _fail(self, source: str, error: BaseException | str) -> None:
+    def _fail(self, source: str, error: BaseException | str, prefix: str = "") -> None:
         message = error.message if isinstance(error, RagsearchError) else str(error)
-        self.report.failed.append(FailedSource(source, message))
+        provider = isinstance(error, ProviderError)
+        self.report.failed.append(FailedSource(source, prefix + message, provider))
 
     def _read(self, item: SourceItem) -> bytes:
         limit = self.settings.max_file_bytes
@@ -229,7 +230,7 @@ class Ingestor:
         for prepared in pending:
             failed = next((errors[s] for s in prepared.embed_shas if s in errors), None)
             if failed is not None:
-                self._fail(prepared.item.source, failed)
+                self._fail(prepared.item.source, failed, "embedding failed: ")
             else:
                 ready.append(prepared)
         if ready:
@@ -241,7 +242,7 @@ class Ingestor:
 
     async def _embed(
         self, pending: Sequence[_Prepared]
-    ) -> tuple[dict[str, Vectors], dict[str, str]]:
+    ) -> tuple[dict[str, Vectors], dict[str, RagsearchError]]:
         """Vectors for every chunk, cache first. Returns (sha -> vector, sha -> error)."""
         texts: dict[str, str] = {}
         for prepared in pending:
@@ -261,12 +262,12 @@ class Ingestor:
             return_exceptions=True,
         )
         computed: dict[str, Vectors] = {}
-        errors: dict[str, str] = {}
+        errors: dict[str, RagsearchError] = {}
         for shas, result in zip(batches, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, RagsearchError):
                     raise result
-                errors.update(dict.fromkeys(shas, f"embedding failed: {result.message}"))
+                errors.update(dict.fromkeys(shas, result))
                 continue
             self.report.tokens += result.usage.prompt_tokens
             self.report.cost_cny += result.usage.cost_cny

@@ -70,6 +70,7 @@ class Usage:
 class FailedSource:
     source: str
     error: str
+    provider: bool = False  # the model provider failed, not the file
 
 
 @dataclass(slots=True)

@@ -17,8 +17,10 @@ from starlette.types import Scope
 
 from indexer.settings import Settings
 from service import openai_api, widget
+from service.access_log import install_redaction
 from service.auth import RateLimiter
 from service.budget import TokenBudget, utc_today
+from service.docs import mount_docs
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.mcp_server import mount_mcp
@@ -74,7 +76,8 @@ def create_app(
         summary="Hybrid search and cited answers over your documents.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by service.docs from local assets
+        redoc_url=None,  # ReDoc loads from a CDN
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -86,12 +89,14 @@ def create_app(
     app.state.token_budget = TokenBudget(settings.key_daily_tokens, today)
     app.state.metrics = Metrics()
 
+    install_redaction()
     install_error_handlers(app)
     for module in (search, collections, documents, health):
         app.include_router(module.router)
     app.include_router(openai_api.router)
     app.include_router(widget.router)
     mount_mcp(app, app.state.origin_policy)
+    mount_docs(app)
 
     def body_limit(scope: Scope) -> int:
         if scope.get("method") == "POST" and _UPLOAD_PATH.match(scope.get("path", "")):

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from indexer.errors import UnsupportedMediaType
 from indexer.index import Index
@@ -49,7 +50,17 @@ def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
-async def get_principal(request: Request) -> Principal:
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API key (`rsk_...`) from `ragsearch keys create`; needed once any key exists.",
+)
+
+
+async def get_principal(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+) -> Principal:
     """The caller: from `Authorization: Bearer <key>`, or the open principal when no key exists.
 
     The open principal is granted only to requests from localhost or a public origin

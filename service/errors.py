@@ -19,13 +19,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
-from indexer.errors import RagsearchError
+from indexer.errors import ProviderError, ProviderRejected, RagsearchError
 
 __all__ = [
     "REQUEST_ID_HEADER",
     "error_body",
     "error_response",
     "install_error_handlers",
+    "public_error",
     "request_id",
 ]
 
@@ -44,6 +45,21 @@ _HTTP_CODES = {
     429: "rate_limited",
 }
 INTERNAL_MESSAGE = "internal error; the server logged the details under this request id"
+PROVIDER_MESSAGE = "the model provider is unavailable; try again later"
+
+
+def public_error(exc: RagsearchError, rid: str) -> tuple[int, str, str]:
+    """(status, code, message) a caller may see for `exc`.
+
+    A provider failure (unreachable, timing out, throttled, rejecting our key, answering
+    nonsense) is the same 503 to callers, with no URL or provider detail; the detail goes to
+    the server log under the request id. A provider's refusal of the input itself
+    (`ProviderRejected`, 400) is the caller's to fix, so it keeps its message.
+    """
+    if isinstance(exc, ProviderError) and not isinstance(exc, ProviderRejected):
+        log.warning("model provider failed in request %s: %s: %s", rid, exc.code, exc.message)
+        return 503, "provider_unavailable", PROVIDER_MESSAGE
+    return exc.status, exc.code, exc.message
 
 
 def request_id(scope: Scope) -> str:
@@ -77,7 +93,8 @@ def ragsearch_error_response(exc: RagsearchError, rid: str) -> JSONResponse:
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(retry_after, int | float):
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
-    return error_response(exc.status, exc.code, exc.message, rid, headers)
+    status, code, message = public_error(exc, rid)
+    return error_response(status, code, message, rid, headers)
 
 
 def validation_message(errors: Sequence[Any]) -> str:

@@ -25,6 +25,7 @@ from indexer.errors import RagsearchError
 from indexer.settings import Settings
 from service.auth import Principal, authorize, forbid_widget, open_principal
 from service.engine import Engine
+from service.errors import public_error
 from service.origins import OriginPolicy
 from service.records import AnswerRequest, SearchRequest, hit_dict
 
@@ -54,6 +55,11 @@ def _search_dict(hit: dict[str, Any]) -> dict[str, Any]:
     return {k: hit[k] for k in keep}
 
 
+def _tool_error(exc: RagsearchError) -> ToolError:
+    _, code, message = public_error(exc, "mcp")
+    return ToolError(f"{code}: {message}")
+
+
 def build_server(caller_for: CallerFor) -> MCPServer:
     """An MCP server whose tools run on the engine and principal `caller_for` returns."""
     # WARNING: MCPServer configures root logging at this level if nothing else has.
@@ -74,7 +80,7 @@ def build_server(caller_for: CallerFor) -> MCPServer:
                 SearchRequest(query=query, collection=collection, top_k=top_k, filter=filter)
             )
         except RagsearchError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
+            raise _tool_error(exc) from exc
         return {
             "results": [_search_dict(hit_dict(h)) for h in found.hits],
             "warnings": found.warnings,
@@ -95,7 +101,7 @@ def build_server(caller_for: CallerFor) -> MCPServer:
                 AnswerRequest(query=query, collection=collection, top_k=top_k, filter=filter)
             )
         except RagsearchError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
+            raise _tool_error(exc) from exc
         keep = ("answer", "citations", "model", "grounded", "finish_reason", "warnings")
         return {k: body[k] for k in keep}
 
@@ -106,7 +112,7 @@ def build_server(caller_for: CallerFor) -> MCPServer:
             forbid_widget(caller.principal)
             authorize(caller.principal, "read")
         except RagsearchError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
+            raise _tool_error(exc) from exc
         catalog = caller.engine.index.catalog
         readable = [
             c

@@ -29,7 +29,7 @@ from indexer.json_values import check_text
 from service.budget import TokenBudget
 from service.deps import EngineDep, Principal, PrincipalDep, authorize
 from service.engine import Engine
-from service.errors import validation_message
+from service.errors import public_error, validation_message
 from service.followup import Rewrite, standalone_query
 from service.records import AnswerRequest
 
@@ -72,8 +72,9 @@ def _error_response(exc: Exception) -> JSONResponse:
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(retry_after, int | float):
         headers["Retry-After"] = str(max(1, round(retry_after + 0.5)))
-    body = openai_error_body(exc.status, exc.message, exc.code)
-    return JSONResponse(body, status_code=exc.status, headers=headers)
+    status, code, message = public_error(exc, uuid.uuid4().hex)
+    body = openai_error_body(status, message, code)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class OpenAIRoute(APIRoute):
@@ -324,7 +325,8 @@ async def _stream(
             except StopAsyncIteration:
                 break
     except RagsearchError as exc:
-        error = openai_error_body(exc.status, exc.message, exc.code)
+        status, code, message = public_error(exc, uuid.uuid4().hex)
+        error = openai_error_body(status, message, code)
         yield f"data: {json.dumps(error, ensure_ascii=False)}\n\n"
         return
     finish = _FINISH_REASONS.get(str(state.get("finish_reason")), "stop")

@@ -56,7 +56,14 @@ async def widget_script() -> Response:
 
 
 def _frame_ancestors(catalog: Catalog, key: str) -> str:
+    """`'self'` and the widget key's origins. Only a widget key may be written into the
+    public page: any other key (an admin key pasted by mistake) is refused, not published."""
     found = find_key(catalog, key) if key else None
+    if key and (found is None or not found.is_widget):
+        raise InputError(
+            "only an active widget key may be embedded in /widget (create one with "
+            "`ragsearch keys create NAME --widget`); never publish another key"
+        )
     origins = found.allowed_origins if found is not None else ()
     return " ".join(("'self'", *origins))
 

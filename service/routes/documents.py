@@ -12,13 +12,20 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from indexer.errors import InputError, ParseError, PayloadTooLarge, UnsupportedMediaType
+from indexer.errors import (
+    InputError,
+    ParseError,
+    PayloadTooLarge,
+    ProviderUnavailable,
+    UnsupportedMediaType,
+)
 from indexer.ingest import Ingestor, SourceItem, delete_documents
 from indexer.json_values import INT64_MAX, check_json_value, check_text, parse_json_object
 from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
 from indexer.records import Document
 from indexer.settings import Settings
 from service.deps import EngineDep, PrincipalDep, authorize, forbid_widget, writing
+from service.errors import PROVIDER_MESSAGE
 from service.schemas import ERROR_RESPONSES, TextDocumentBody
 
 __all__ = ["document_info", "router"]
@@ -83,9 +90,10 @@ async def upload(
     A document's source is its file name (or the JSON `source`); uploading the same source
     again replaces it, and identical content is skipped. Answers with the ingest report:
     201 when something was added or updated, 200 when all was unchanged, 422 when every
-    document failed; per-document failures are listed in `failed`. 413 over the upload
-    limit, 415 for another content type or an unsupported file suffix, 409 `locked` when
-    another writer kept the lock too long. Needs the `write` scope on the collection.
+    document failed (503 when the model provider could not embed them); per-document
+    failures are listed in `failed`. 413 over the upload limit, 415 for another content type
+    or an unsupported file suffix, 409 `locked` when another writer kept the lock too long.
+    Needs the `write` scope on the collection.
     """
     authorize(principal, "write", name)
     engine.index.catalog.get_collection(name)  # 404 before reading the body
@@ -96,10 +104,18 @@ async def upload(
         ingestor = await asyncio.to_thread(Ingestor, index, collection, embedder)
         report = await ingestor.run(items)
     if report.failed and len(report.failed) == len(items):
+        if any(f.provider for f in report.failed):
+            reasons = "; ".join(f"{f.source}: {f.error}" for f in report.failed if f.provider)
+            raise ProviderUnavailable(f"upload could not be embedded: {reasons}")
         reasons = "; ".join(f"{f.source}: {f.error}" for f in report.failed)
         raise ParseError(f"no document could be ingested: {reasons}")
     status = 201 if report.added or report.updated else 200
-    return JSONResponse(report.as_dict(), status_code=status)
+    body = report.as_dict()
+    body["failed"] = [
+        {"source": f.source, "error": PROVIDER_MESSAGE if f.provider else f.error}
+        for f in report.failed
+    ]
+    return JSONResponse(body, status_code=status)
 
 
 async def _read_items(request: Request, settings: Settings) -> list[SourceItem]:

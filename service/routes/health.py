@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from service.deps import EngineDep, MetricsDep, PrincipalDep, authorize
+from service.deps import EngineDep, MetricsDep, Principal, PrincipalDep, authorize
 from service.engine import Engine
 from service.errors import error_body, request_id
 from service.metrics import Metrics
@@ -16,6 +16,7 @@ from service.metrics import Metrics
 __all__ = ["router"]
 
 router = APIRouter(tags=["health"])
+_COLLECTION = "collection:"
 
 
 @router.get("/healthz")
@@ -35,14 +36,30 @@ async def readyz(
     Otherwise 503 in the error body (`not_ready`) with the failing `checks`. While an
     ingest is between checkpoints the saved vectors may lag; readers still serve correct
     results (they reconcile in memory), but this reports not ready until the writer saves.
-    Needs any valid key once keys exist.
+    Needs any valid key once keys exist. The checks list only collections the key may read
+    (a widget key sees none); the status still covers them all, and a failing collection the
+    key may not read is counted, not named.
     """
     checks = await asyncio.to_thread(_checks, engine)
+    shown = [c for c in checks if _may_see(principal, c["name"])]
     if all(c["ok"] for c in checks):
-        return JSONResponse({"status": "ready", "checks": checks})
-    failing = ", ".join(c["name"] for c in checks if not c["ok"])
-    body = error_body("not_ready", f"not ready: {failing}", request_id(request.scope))
-    return JSONResponse({**body, "checks": checks}, status_code=503)
+        return JSONResponse({"status": "ready", "checks": shown})
+    failing = [c["name"] for c in shown if not c["ok"]]
+    hidden = sum(1 for c in checks if not c["ok"]) - len(failing)
+    if hidden:
+        failing.append(f"{hidden} collection(s) this key may not read")
+    message = f"not ready: {', '.join(failing)}"
+    body = error_body("not_ready", message, request_id(request.scope))
+    return JSONResponse({**body, "checks": shown}, status_code=503)
+
+
+def _may_see(principal: Principal, check: str) -> bool:
+    if not check.startswith(_COLLECTION):
+        return True
+    if principal.is_widget:
+        return False
+    name = check.removeprefix(_COLLECTION)
+    return principal.collections is None or name in principal.collections
 
 
 def _checks(engine: Engine) -> list[dict[str, Any]]:

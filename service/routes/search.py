@@ -15,7 +15,7 @@ from indexer.errors import RagsearchError
 from service.auth import check_answer_choice
 from service.budget import TokenBudget
 from service.deps import EngineDep, MetricsDep, PrincipalDep, authorize, require_json
-from service.errors import INTERNAL_MESSAGE, error_body, request_id
+from service.errors import INTERNAL_MESSAGE, error_body, public_error, request_id
 from service.metrics import Metrics
 from service.schemas import ERROR_RESPONSES, AnswerBody, SearchBody
 
@@ -123,7 +123,8 @@ async def _sse(
                 charge(data.get("usage", []))
             yield sse_event(name, data)
     except RagsearchError as exc:
-        yield sse_event("error", error_body(exc.code, exc.message, rid))
+        _, code, message = public_error(exc, rid)
+        yield sse_event("error", error_body(code, message, rid))
     except Exception:
         log.exception("answer stream failed in request %s", rid)
         yield sse_event("error", error_body("internal_error", INTERNAL_MESSAGE, rid))
