@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 
 from indexer.index import Index
 from indexer.settings import Settings
-from service.app import create_app
-from service.auth import revoke_key
-from service.engine import Engine
+from service.http.app import create_app
+from service.http.auth import revoke_key
+from service.query.engine import Engine
 from tests.service.conftest import (
     FakeClock,
     ScriptedChat,

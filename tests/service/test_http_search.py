@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from indexer.errors import ProviderUnavailable
 from indexer.settings import Settings
-from service.errors import PROVIDER_MESSAGE
+from service.http.errors import PROVIDER_MESSAGE
 from tests.service.conftest import FakeClock, ScriptedChat, engine_client, fill, parse_sse
 
 QUESTION = "How do I back up the data directory?"

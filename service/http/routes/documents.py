@@ -24,9 +24,9 @@ from indexer.json_values import INT64_MAX, check_json_value, check_text, parse_j
 from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
 from indexer.records import Document
 from indexer.settings import Settings
-from service.deps import EngineDep, PrincipalDep, authorize, forbid_widget, writing
-from service.errors import PROVIDER_MESSAGE
-from service.schemas import ERROR_RESPONSES, TextDocumentBody
+from service.http.deps import EngineDep, PrincipalDep, authorize, forbid_widget, writing
+from service.http.errors import PROVIDER_MESSAGE
+from service.http.schemas import ERROR_RESPONSES, TextDocumentBody
 
 __all__ = ["document_info", "router"]
 

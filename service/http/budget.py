@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from indexer.errors import TooManyRequests
-from service.auth import Principal
+from service.http.auth import Principal
 
 __all__ = ["TokenBudget", "utc_today"]
 

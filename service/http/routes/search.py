@@ -12,12 +12,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from indexer.errors import RagsearchError
-from service.auth import check_answer_choice
-from service.budget import TokenBudget
-from service.deps import EngineDep, MetricsDep, PrincipalDep, authorize, require_json
-from service.errors import INTERNAL_MESSAGE, error_body, public_error, request_id
-from service.metrics import Metrics
-from service.schemas import ERROR_RESPONSES, AnswerBody, SearchBody
+from service.http.auth import check_answer_choice
+from service.http.budget import TokenBudget
+from service.http.deps import EngineDep, MetricsDep, PrincipalDep, authorize, require_json
+from service.http.errors import INTERNAL_MESSAGE, error_body, public_error, request_id
+from service.http.metrics import Metrics
+from service.http.schemas import ERROR_RESPONSES, AnswerBody, SearchBody
 
 __all__ = ["router", "sse_event"]
 
