@@ -72,9 +72,10 @@ def open_index(settings: Settings, *, writer: bool) -> Iterator[Any]:
 @contextmanager
 def writing(settings: Settings) -> Iterator[Any]:
     """The index opened for writing, under the data directory's writer lock."""
+    from indexer.private_files import make_private_dir
     from indexer.writer_lock import WriterLock
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     with WriterLock(settings.data_dir), open_index(settings, writer=True) as index:
         yield index
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from indexer.catalog import Catalog
+from indexer.private_files import make_private_dir
 from indexer.records import Collection
 from indexer.settings import Settings
 from indexer.vectors.base import VectorStore
@@ -46,7 +47,7 @@ class Index:
     def __init__(self, settings: Settings, *, writer: bool = False) -> None:
         self.settings = settings
         self.writer = writer
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         self.catalog = Catalog(settings.resolved_catalog_url)
         self.shared_vectors = is_milvus(settings.vector_store)
         self._milvus: Any = None

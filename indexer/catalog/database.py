@@ -6,6 +6,7 @@ over one opened database.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select
@@ -14,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from indexer.errors import CatalogError
 from indexer.lexical_store import LexicalIndex, lexical_index_for, pg_metadata
+from indexer.private_files import make_private_file
 from indexer.schema import metadata
 
 from .collections import CollectionTables
@@ -50,6 +52,9 @@ def open_engine(url: str) -> Engine:
             f"unsupported catalog database {dialect!r}: use sqlite:/// or postgresql+psycopg://"
         )
     is_sqlite = dialect == "sqlite"
+    database = make_url(url).database
+    if is_sqlite and database and database != ":memory:" and not database.startswith("file:"):
+        make_private_file(Path(database))
     try:
         engine = create_engine(url, future=True, pool_pre_ping=not is_sqlite)
     except ImportError as exc:  # the driver lives in an optional extra

@@ -16,6 +16,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from indexer.private_files import make_private_dir
 from indexer.providers.base import Vectors
 
 IdArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -68,7 +69,7 @@ class FaissStore:
     def save(self) -> None:
         """Write atomically: readers see the old file or the new one, never a torn one."""
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             faiss.write_index(self._index, str(tmp))
             with open(tmp, "rb") as handle:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from service.query.fusion import Candidate, embedder_covers, rrf, zscore
 from service.query.records import FUSIONS, MODES, Fusion, Hit, SearchRequest, SearchResult
 
 T = TypeVar("T")
+log = logging.getLogger("ragsearch.search")
 RERANK_MAX_CANDIDATES = 50  # reranking costs grow with candidates; 50 covers any top-10
 
 
@@ -161,7 +163,9 @@ async def _rerank(
     try:
         ranked = await reranker.rerank(query, [chunks[c.chunk_id].text for c in keep])
     except ProviderError as exc:
-        result.warnings.append(f"rerank failed, fused order kept: {exc.message}")
+        # The detail (URLs, provider messages) is for the server log, not for callers.
+        log.warning("rerank failed, fused order kept: %s: %s", exc.code, exc.message)
+        result.warnings.append("rerank failed, fused order kept: the model provider is unavailable")
         return keep
     finally:
         result.timings["rerank"] = (time.perf_counter() - t0) * 1000
