@@ -112,6 +112,11 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symbolic links that leave the named directories (default: report and skip).",
+)
+@click.option(
     "--dimensions",
     type=int,
     default=None,
@@ -126,12 +131,14 @@ def ingest(
     sync: bool,
     as_json: bool,
     quiet: bool,
+    follow_symlinks: bool,
     dimensions: int | None,
 ) -> None:
     """Parse, chunk, embed and store files (directories recursively).
 
-    Unchanged files cost nothing on a re-run; changed files replace their chunks.
-    Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error.
+    Unchanged files cost nothing on a re-run; changed files replace their chunks. Links
+    leaving a named directory and anything not a regular file (FIFOs, devices) are reported
+    as skipped and never read. Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error.
     """
     from indexer.collections import ensure_collection
     from indexer.errors import Conflict
@@ -140,7 +147,7 @@ def ingest(
     from indexer.providers.factory import EmbedderCache
 
     settings = app.settings
-    items = discover(list(paths))
+    items = discover(list(paths), follow_symlinks=follow_symlinks)
     embedders = EmbedderCache(settings)
     with writing(settings) as index:
         if index.catalog.find_collection(collection) is None:
@@ -169,6 +176,8 @@ def ingest(
         )
         for failure in report.failed:
             click.echo(f"failed: {failure.source}: {failure.error}", err=True)
+        for skipped in report.skipped:
+            click.echo(f"skipped: {skipped.source}: {skipped.error}", err=True)
     if report.failed:
         sys.exit(1)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import stat
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ class SourceItem:
     path: Path | None = None
     data: bytes | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    skip: str | None = None  # why it is reported and never read (see `discover`)
 
 
 def source_for_path(path: Path) -> str:
@@ -55,30 +57,101 @@ def source_for_path(path: Path) -> str:
     return str(path.expanduser().resolve())
 
 
-def discover(paths: Sequence[Path]) -> list[SourceItem]:
+def discover(paths: Sequence[Path], *, follow_symlinks: bool = False) -> list[SourceItem]:
     """Files to ingest under `paths`: directories recursively, hidden entries skipped.
 
     An explicitly named file is always taken (an unsupported one fails alone later);
-    inside directories only supported suffixes are picked up.
+    inside directories only supported suffixes are picked up. Inside a directory, a
+    symbolic link that leaves it, and anything that is not a regular file (a FIFO, a
+    device), come back as items with a `skip` reason: reported, never read. With
+    `follow_symlinks`, links may leave the directory (still only to regular files).
     """
     items: dict[str, SourceItem] = {}
     for raw in paths:
         path = raw.expanduser()
         if not path.exists():
             raise InputError(f"no such file or directory: {raw}")
-        if path.is_file():
+        if not path.is_dir():
             source = source_for_path(path)
-            items[source] = SourceItem(source, path.name, path=path.resolve())
+            items[source] = _file_item(path, path.name, path.resolve(), follow=True)
             continue
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                file = Path(root) / name
-                if name.startswith(".") or file.suffix.lower() not in SUPPORTED_SUFFIXES:
-                    continue
-                source = source_for_path(file)
-                items[source] = SourceItem(source, name, path=file.resolve())
+        root = path.resolve()
+        for folder, name in _walk(root, follow_symlinks):
+            if file_suffix(name) not in SUPPORTED_SUFFIXES:
+                continue
+            item = _file_item(folder / name, name, root, follow=follow_symlinks)
+            items.setdefault(item.source, item)
     return list(items.values())
+
+
+def file_suffix(name: str) -> str:
+    return Path(name).suffix.lower()
+
+
+def _walk(root: Path, follow_symlinks: bool) -> Iterator[tuple[Path, str]]:
+    """(folder, file name) under `root`, hidden entries skipped, each real folder once."""
+    seen: set[Path] = set()
+    for folder, dirs, files in os.walk(root, followlinks=follow_symlinks):
+        real = Path(folder).resolve()
+        if real in seen:  # a link loop, or two links to one folder
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(folder), name
+
+
+def _file_item(path: Path, name: str, root: Path, *, follow: bool) -> SourceItem:
+    """The item for `path`, or a skipped one: a link leaving `root`, or not a regular file."""
+    target = path.resolve()
+    if path.is_symlink() and not follow and not target.is_relative_to(root):
+        source = str(path.absolute())
+        reason = f"symbolic link to {target} leaves {root}; skipped (--follow-symlinks allows it)"
+        return SourceItem(source, name, skip=reason)
+    source = source_for_path(path)
+    try:
+        kind = target.stat().st_mode
+    except OSError as exc:
+        return SourceItem(source, name, skip=f"cannot read: {exc.strerror or exc}; skipped")
+    if not stat.S_ISREG(kind):
+        return SourceItem(source, name, skip=f"not a regular file ({_kind(kind)}); skipped")
+    return SourceItem(source, name, path=target)
+
+
+def _kind(mode: int) -> str:
+    for test, label in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return label
+    return "a special file"
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """At most `limit` bytes of `path` (more is PayloadTooLarge), refusing anything that is
+    not a regular file: opened without blocking, so a FIFO swapped in since `discover`
+    cannot hang the ingest, and read with a bound, so a device cannot grow memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputError(f"not a regular file ({_kind(mode)})")
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise PayloadTooLarge(f"file is {size:,} bytes; the limit is {limit:,}")
+        try:
+            return handle.read(limit + 1)
+        except OSError as exc:
+            raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
 
 
 @dataclass(slots=True)
@@ -147,6 +220,9 @@ class Ingestor:
         seen: set[str] = set()
         try:
             for item in items:
+                if item.skip is not None:
+                    self.report.skipped.append(FailedSource(item.source, item.skip))
+                    continue
                 seen.add(item.source)
                 # Parsing and writing run in a worker thread: a server ingesting an upload
                 # keeps answering other requests meanwhile.
@@ -178,13 +254,7 @@ class Ingestor:
             data = item.data
         else:
             assert item.path is not None
-            try:
-                size = item.path.stat().st_size
-                if size > limit:
-                    raise PayloadTooLarge(f"file is {size:,} bytes; the limit is {limit:,}")
-                data = item.path.read_bytes()
-            except OSError as exc:
-                raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
+            data = read_regular_file(item.path, limit)
         if len(data) > limit:
             raise PayloadTooLarge(f"file is {len(data):,} bytes; the limit is {limit:,}")
         return data

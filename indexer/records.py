@@ -89,6 +89,7 @@ class IngestReport:
     cost_cny: float = 0.0
     seconds: float = 0.0
     failed: list[FailedSource] = field(default_factory=list)
+    skipped: list[FailedSource] = field(default_factory=list)  # links out, FIFOs, devices
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +105,7 @@ class IngestReport:
             "cost_cny": round(self.cost_cny, 6),
             "seconds": round(self.seconds, 3),
             "failed": [{"source": f.source, "error": f.error} for f in self.failed],
+            "skipped": [{"source": f.source, "reason": f.error} for f in self.skipped],
         }
 
 
