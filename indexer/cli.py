@@ -138,7 +138,8 @@ def ingest(
 
     Unchanged files cost nothing on a re-run; changed files replace their chunks. Links
     leaving a named directory and anything not a regular file (FIFOs, devices) are reported
-    as skipped and never read. Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error.
+    as skipped and never read.
+    Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error.
     """
     from indexer.collections import ensure_collection
     from indexer.errors import Conflict
