@@ -266,13 +266,16 @@ class Ingestor:
             if prior is not None and prior[1] == sha:
                 self.report.unchanged += 1  # skipped before parsing: costs nothing
                 return
-            parsed = parse_bytes(data, item.filename)
+            parsed = parse_bytes(
+                data, item.filename, max_pages=self.settings.max_pages_per_document
+            )
             drafts = chunk_document(
                 parsed,
                 max_tokens=self.collection.chunk_tokens,
                 overlap_sentences=self.collection.overlap_sentences,
                 count_tokens=self.embedder.count_tokens,
                 additive=True,  # the Embedder contract: counts are sub-additive
+                max_chunks=self.settings.max_chunks_per_document,
             )
             if not drafts:
                 raise InputError("no text to index")

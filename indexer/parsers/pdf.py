@@ -6,7 +6,7 @@ import io
 
 from pypdf import PasswordType, PdfReader
 
-from indexer.errors import ParseError
+from indexer.errors import ParseError, PayloadTooLarge
 from indexer.parsers.sections import SectionBuilder, normalize_text, split_paragraphs
 from indexer.records import ParsedDocument
 
@@ -37,13 +37,20 @@ def _title(reader: PdfReader) -> str | None:
     return title.strip() if isinstance(title, str) and title.strip() else None
 
 
-def parse_pdf(data: bytes) -> ParsedDocument:
+def parse_pdf(data: bytes, *, max_pages: int | None = None) -> ParsedDocument:
     """Parse a PDF; each page yields one section per paragraph, with `page` set.
 
     The title comes from the document information dictionary. Raises `ParseError` for
-    corrupt or password-protected files and for PDFs without extractable text.
+    corrupt or password-protected files and for PDFs without extractable text, and
+    `PayloadTooLarge` for more than `max_pages` pages, before any text is extracted.
     """
     reader = _open(data)
+    pages = len(reader.pages)
+    if max_pages is not None and pages > max_pages:
+        raise PayloadTooLarge(
+            f"PDF has {pages:,} pages; the limit is {max_pages:,} "
+            "(RAGSEARCH_MAX_PAGES_PER_DOCUMENT)"
+        )
     builder = SectionBuilder(MEDIA_TYPE)
     for number, page in enumerate(reader.pages, start=1):
         try:
