@@ -139,10 +139,11 @@ def ingest(
     Unchanged files cost nothing on a re-run; changed files replace their chunks. Links
     leaving a named directory and anything not a regular file (FIFOs, devices) are reported
     as skipped and never read.
-    Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error.
+    Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error, 7 when
+    the disk filled (the report of what landed is still printed with --json).
     """
     from indexer.collections import ensure_collection
-    from indexer.errors import Conflict
+    from indexer.errors import Conflict, StorageError
     from indexer.ingest import Ingestor, discover
     from indexer.progress import ingest_progress
     from indexer.providers.factory import EmbedderCache
@@ -163,9 +164,15 @@ def ingest(
         show = not quiet and sys.stderr.isatty()
         with ingest_progress(len(items), enabled=show) as advance:
             ingestor = Ingestor(index, target, embedder, on_progress=advance)
-            report = asyncio.run(
-                _run_and_close(ingestor, items, paths if sync else None, embedders)
-            )
+            try:
+                report = asyncio.run(
+                    _run_and_close(ingestor, items, paths if sync else None, embedders)
+                )
+            except StorageError:
+                # Keep the report of what landed before the disk filled, then the error.
+                if as_json:
+                    emit_json(ingestor.report.as_dict())
+                raise
     if as_json:
         emit_json(report.as_dict())
     else:
@@ -208,6 +215,8 @@ def status(app: AppContext, as_json: bool) -> None:
                         "chunks": r.chunks,
                         "vectors": r.vectors,
                         "consistent": r.consistent,
+                        "checksum": r.checksum,
+                        "notes": r.notes,
                     }
                     for r in rows
                 ]
@@ -221,6 +230,8 @@ def status(app: AppContext, as_json: bool) -> None:
         click.echo(
             f"{r.name}: {r.documents} documents, {r.chunks} chunks, {r.vectors} vectors, {state}"
         )
+        for note in r.notes:
+            click.echo(f"  note: {note}")
 
 
 @main.command()

@@ -20,7 +20,14 @@ import numpy as np
 
 from indexer.chunking import chunk_document
 from indexer.collections import check_embedder
-from indexer.errors import CatalogError, InputError, PayloadTooLarge, ProviderError, RagsearchError
+from indexer.errors import (
+    CatalogError,
+    InputError,
+    PayloadTooLarge,
+    ProviderError,
+    RagsearchError,
+    StorageError,
+)
 from indexer.index import Index
 from indexer.lexical import index_text
 from indexer.parsers import SUPPORTED_SUFFIXES, parse_bytes
@@ -234,11 +241,22 @@ class Ingestor:
             await self._flush()
             if sync_scope is not None:
                 self._delete_vanished(existing, seen, sync_scope)
+        except StorageError as exc:
+            # The disk filled (or failed): what was committed stays; the report says where
+            # the run stopped, and the caller still gets it beside the error.
+            self.report.error = exc.message
+            raise
         finally:
-            if self.store.dirty:
-                self.store.save()
-            self.index.mark_current(self.collection, self.store)
-        self.report.seconds = time.perf_counter() - started
+            try:
+                if self.store.dirty:
+                    self.store.save()
+            except StorageError as exc:
+                self.report.error = self.report.error or exc.message
+                raise
+            finally:
+                self.index.mark_current(self.collection, self.store)
+                self.report.seconds = time.perf_counter() - started
+        self.catalog.checkpoint()  # committed documents reach the database file now
         return self.report
 
     # --- stages --------------------------------------------------------------------------

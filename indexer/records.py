@@ -90,6 +90,7 @@ class IngestReport:
     seconds: float = 0.0
     failed: list[FailedSource] = field(default_factory=list)
     skipped: list[FailedSource] = field(default_factory=list)  # links out, FIFOs, devices
+    error: str | None = None  # why the run stopped early (a full disk), if it did
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +107,7 @@ class IngestReport:
             "seconds": round(self.seconds, 3),
             "failed": [{"source": f.source, "error": f.error} for f in self.failed],
             "skipped": [{"source": f.source, "reason": f.error} for f in self.skipped],
+            **({"error": self.error} if self.error is not None else {}),
         }
 
 

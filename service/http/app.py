@@ -6,6 +6,9 @@ engine passed in (tests, embedding apps) is used as is and left for its owner to
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +34,22 @@ from service.query.engine import Engine
 
 __all__ = ["JSON_BODY_LIMIT", "create_app"]
 
+log = logging.getLogger("ragsearch.http")
+
+
+async def _checkpoint_loop(app: FastAPI, seconds: float) -> None:
+    """Checkpoint the catalog's WAL every `seconds` (PASSIVE: never blocks anyone)."""
+    while True:
+        await asyncio.sleep(seconds)
+        engine: Engine | None = app.state.engine
+        if engine is None:
+            return
+        try:
+            await asyncio.to_thread(engine.index.catalog.checkpoint)
+        except Exception:
+            log.warning("WAL checkpoint failed; retrying later", exc_info=True)
+
+
 JSON_BODY_LIMIT = 1024 * 1024  # queries are capped far below this; bodies above are abuse
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the uploaded bytes
 _UPLOAD_PATH = re.compile(r"^/v1/collections/[^/]+/documents/?$")
@@ -44,13 +63,16 @@ def create_app(
     today: Callable[[], date] = utc_today,
     writer_lock_timeout: float = 30.0,
     open_without_keys: bool = True,
+    checkpoint_seconds: float = 30.0,
 ) -> FastAPI:
     """The ragsearch HTTP service for `settings` (default: read from the environment).
 
     `clock` drives the per-key rate limits, `today` the daily token budgets.
     `writer_lock_timeout` is how long a write waits for another writer. With
     `open_without_keys` false, the service refuses every request while no API key exists
-    (for servers bound beyond localhost).
+    (for servers bound beyond localhost). Every `checkpoint_seconds` the catalog's WAL is
+    checkpointed, so commits of other writers reach the database file while this server
+    keeps it open.
     """
     if settings is None:
         # pydantic-settings fills every field from the environment and defaults.
@@ -61,9 +83,13 @@ def create_app(
         owned = engine is None
         if owned:
             app.state.engine = Engine(settings)
+        checkpoints = asyncio.create_task(_checkpoint_loop(app, checkpoint_seconds))
         try:
             yield
         finally:
+            checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checkpoints
             if app.state.writer_index is not None:
                 app.state.writer_index.close()
                 app.state.writer_index = None

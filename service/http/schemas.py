@@ -148,6 +148,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Unknown collection or document",
         413: "Body too large",
         415: "Wrong content type",
+        409: "Conflict, or another writer holds the lock (`locked`)",
+        422: "Invalid request (`validation_error`) or unparseable document",
         429: "Rate limited",
+        500: "Internal error (logged under the request id)",
+        503: "The model provider or the catalog is unavailable",
+        507: "The disk holding the data directory is full",
     }.items()
 }

@@ -17,6 +17,7 @@ from indexer.errors import (
     ParseError,
     PayloadTooLarge,
     ProviderUnavailable,
+    StorageError,
     UnsupportedMediaType,
 )
 from indexer.ingest import Ingestor, SourceItem, delete_documents
@@ -25,7 +26,7 @@ from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
 from indexer.records import Document
 from indexer.settings import Settings
 from service.http.deps import EngineDep, PrincipalDep, authorize, forbid_widget, writing
-from service.http.errors import PROVIDER_MESSAGE
+from service.http.errors import PROVIDER_MESSAGE, error_body, request_id
 from service.http.schemas import ERROR_RESPONSES, TextDocumentBody
 
 __all__ = ["document_info", "router"]
@@ -102,7 +103,13 @@ async def upload(
         collection = index.catalog.get_collection(name)
         embedder = engine.embedders.for_collection(collection)
         ingestor = await asyncio.to_thread(Ingestor, index, collection, embedder)
-        report = await ingestor.run(items)
+        try:
+            report = await ingestor.run(items)
+        except StorageError as exc:
+            # 507 for a full disk, with the report of what landed before it filled.
+            rid = request_id(request.scope)
+            body = {**error_body(exc.code, exc.message, rid), "report": ingestor.report.as_dict()}
+            return JSONResponse(body, status_code=exc.status)
     if report.failed and len(report.failed) == len(items):
         if any(f.provider for f in report.failed):
             reasons = "; ".join(f"{f.source}: {f.error}" for f in report.failed if f.provider)

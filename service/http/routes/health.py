@@ -83,6 +83,8 @@ def _checks(engine: Engine) -> list[dict[str, Any]]:
                 "documents": status.documents,
                 "chunks": status.chunks,
                 "vectors": status.vectors,
+                "checksum": status.checksum,
+                "notes": status.notes,
             }
         )
     return checks
