@@ -119,9 +119,7 @@ def score_file(fmt: str, source: Path) -> Score | None:
         ours_headings.update(_norm(h) for h in section.heading_path)
     heading_recall = None
     if expected_headings:
-        heading_recall = sum(h in ours_headings for h in expected_headings) / len(
-            expected_headings
-        )
+        heading_recall = sum(h in ours_headings for h in expected_headings) / len(expected_headings)
     table_cells = None
     if expected_cells:
         ours_cells = _cells(doc.text)

@@ -134,9 +134,7 @@ def _xml_paragraph_text(paragraph: Any) -> str:
 
 
 def _cell_text(tc: Any) -> str:
-    return " ".join(
-        " ".join(_xml_paragraph_text(p).split()) for p in tc.iter(qn("w:p"))
-    ).strip()
+    return " ".join(" ".join(_xml_paragraph_text(p).split()) for p in tc.iter(qn("w:p"))).strip()
 
 
 def _table_rows(table: Table) -> list[list[str]]:

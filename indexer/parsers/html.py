@@ -202,7 +202,7 @@ def _own_rows(table: LexborNode) -> list[LexborNode]:
     return rows
 
 
-def _decode_html(data: bytes) -> str:
+def decode_html(data: bytes) -> str:
     declared = _META_CHARSET.search(data[:4096])
     encoding = encoding_from_label(declared.group(1).decode("ascii")) if declared else None
     # A BOM outranks a declared charset, and UTF-16 pages cannot declare one readably.
@@ -238,8 +238,13 @@ def html_fragment_text(fragment: str) -> str:
     return "\n\n".join(blocks)
 
 
-def _page_builder(tree: LexborHTMLParser, strip_chrome: bool) -> tuple[SectionBuilder, str | None]:
-    builder = SectionBuilder(MEDIA_TYPE)
+def add_html(
+    builder: SectionBuilder, tree: LexborHTMLParser, strip_chrome: bool = True
+) -> str | None:
+    """Walk a page into `builder` (main content only unless `strip_chrome` is off).
+
+    Returns the first h1, if any.
+    """
     first_h1: list[str] = []
 
     def on_heading(level: int, heading: str) -> None:
@@ -254,7 +259,7 @@ def _page_builder(tree: LexborHTMLParser, strip_chrome: bool) -> tuple[SectionBu
             walker.walk(root, in_content=root.tag in _CONTENT_ROOTS)
         except RecursionError as exc:
             raise ParseError("HTML is nested too deeply to read") from exc
-    return builder, (first_h1[0] if first_h1 else None)
+    return first_h1[0] if first_h1 else None
 
 
 def parse_html(data: bytes) -> ParsedDocument:
@@ -265,10 +270,12 @@ def parse_html(data: bytes) -> ParsedDocument:
     lists and edit links are dropped, unless that leaves nothing (a page that is all
     navigation). Tables keep their rowspan/colspan grid.
     """
-    tree = LexborHTMLParser(_decode_html(data))
-    builder, first_h1 = _page_builder(tree, strip_chrome=True)
+    tree = LexborHTMLParser(decode_html(data))
+    builder = SectionBuilder(MEDIA_TYPE)
+    first_h1 = add_html(builder, tree)
     if not len(builder):
-        builder, first_h1 = _page_builder(tree, strip_chrome=False)
+        builder = SectionBuilder(MEDIA_TYPE)
+        first_h1 = add_html(builder, tree, strip_chrome=False)
     title_node = tree.css_first("title")
     title = title_node.text(deep=True).strip() if title_node is not None else ""
     return builder.build(

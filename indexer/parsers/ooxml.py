@@ -37,7 +37,10 @@ _RENAMES: tuple[tuple[bytes, bytes], ...] = (
         b"http://purl.oclc.org/ooxml/presentationml/main",
         b"http://schemas.openxmlformats.org/presentationml/2006/main",
     ),
-    (b"http://purl.oclc.org/ooxml/drawingml/", b"http://schemas.openxmlformats.org/drawingml/2006/"),
+    (
+        b"http://purl.oclc.org/ooxml/drawingml/",
+        b"http://schemas.openxmlformats.org/drawingml/2006/",
+    ),
 )
 _CONFORMANCE = re.compile(rb'\s(?:w:)?conformance="strict"')
 
