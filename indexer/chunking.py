@@ -182,11 +182,24 @@ class _Chunker:
         """Pack runs of small sections; split a section over budget at sentences (tables at
         rows, with the header repeated as context)."""
         run: list[_Unit] = []
-        for sec in sections:
+        heading_start: int | None = None  # heading lines waiting for the block they title
+        heading_end = 0
+        for index, sec in enumerate(sections):
             start, end = _trim(self.text, sec.start, sec.end)
             if start >= end:
                 continue
-            unit = _Unit(start, end, self.count(self.text[start:end]))
+            if sec.kind == "heading" and index + 1 < len(sections):
+                # A heading travels with the block after it, never ends a chunk alone.
+                heading_start = start if heading_start is None else heading_start
+                heading_end = end
+                continue
+            if heading_start is not None:
+                if _blank(self.text, heading_end, start):
+                    start = heading_start
+                else:
+                    run.append(self._unit(heading_start, start))
+                heading_start = None
+            unit = self._unit(start, end)
             # Pack only across whitespace: anything else between sections (a skipped
             # figure, a code fence) was left out by the parser on purpose.
             if run and (unit.tokens > self.budget or not _blank(self.text, run[-1].end, start)):
@@ -202,11 +215,27 @@ class _Chunker:
         if run:
             self.pack(run, 0, lambda u: self.sentences(u, overlap))
 
+    def _unit(self, start: int, end: int) -> _Unit:
+        start, end = _trim(self.text, start, end)
+        return _Unit(start, end, self.count(self.text[start:end]))
+
     def sentences(self, section: _Unit, overlap: int) -> None:
         """Split one section at sentence boundaries, with `overlap` sentences repeated."""
         base = section.start
         body = self.text[base : section.end]
         units = [_Unit(base + s, base + e, self.count(body[s:e])) for s, e in split_sentences(body)]
+        # Heading lines glued to this block open its first chunk rather than end one alone,
+        # unless that would cut the first sentence.
+        headings = 0
+        while headings < len(units) - 1 and self.text.startswith("#", units[headings].start):
+            headings += 1
+        glued = 0
+        if headings:
+            glued = sum(u.tokens for u in units[: headings + 1]) + sum(
+                self.gap(a.end, b.start) for a, b in zip(units[:headings], units[1 : headings + 1])
+            )
+        if headings and glued <= self.budget:
+            units[: headings + 1] = [_Unit(units[0].start, units[headings].end, glued)]
         if len(units) <= 1:
             self.words(section)
             return
@@ -216,7 +245,11 @@ class _Chunker:
         """Split a Markdown table at rows; pieces after the first repeat its header rows in
         `context` (outside the span, inside `embed_text`), so every piece keeps its columns."""
         lines = _line_units(self.text, table.start, table.end)
-        header_lines = 2 if len(lines) > 2 and _is_separator(self.text, lines[1]) else 1
+        # Heading lines glued to the table travel in its header.
+        first = next((i for i, (s, _) in enumerate(lines) if self.text[s] != "#"), 0)
+        header_lines = first + 1
+        if len(lines) > header_lines + 1 and _is_separator(self.text, lines[header_lines]):
+            header_lines += 1
         header_end = lines[header_lines - 1][1]
         header = self.text[table.start : header_end]
         header_cost = self.count(header) + 1

@@ -95,6 +95,8 @@ class IngestReport:
     cost_cny: float = 0.0
     seconds: float = 0.0
     failed: list[FailedSource] = field(default_factory=list)
+    # Files met while walking a directory that no parser reads, with the reason.
+    skipped: list[FailedSource] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +112,7 @@ class IngestReport:
             "cost_cny": round(self.cost_cny, 6),
             "seconds": round(self.seconds, 3),
             "failed": [{"source": f.source, "error": f.error} for f in self.failed],
+            "skipped": [{"source": f.source, "error": f.error} for f in self.skipped],
         }
 
 

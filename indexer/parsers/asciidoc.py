@@ -124,7 +124,7 @@ class _Reader:
                 continue
             parts = [cell.strip() for cell in line.strip().split("|")[1:]]
             cells.extend(parts)
-            if width and len(cells) >= width or (not width and len(parts) > 1):
+            if (width and len(cells) >= width) or (not width and len(parts) > 1):
                 rows.append(cells)
                 width = width or len(cells)
                 cells = []

@@ -101,11 +101,12 @@ class _Numbering:
 
 def _list_position(paragraph: Paragraph, style_name: str) -> tuple[str, int] | None:
     """(numId, level) when the paragraph is a list item, by numbering or by list style."""
-    ppr = paragraph._p.pPr
-    num_pr = ppr.numPr if ppr is not None else None
-    if num_pr is not None and num_pr.numId is not None:
-        num_id = str(num_pr.numId.val)
-        level = int(num_pr.ilvl.val) if num_pr.ilvl is not None else 0
+    num_pr = paragraph._p.find(f"{qn('w:pPr')}/{qn('w:numPr')}")
+    num_id_node = num_pr.find(qn("w:numId")) if num_pr is not None else None
+    if num_pr is not None and num_id_node is not None:
+        num_id = num_id_node.get(_W_VAL, "0")
+        ilvl = num_pr.find(qn("w:ilvl"))
+        level = int(ilvl.get(_W_VAL, "0")) if ilvl is not None else 0
         return None if num_id == "0" else (num_id, level)
     match = _LIST_STYLE.match(style_name)
     if match and match.group(1) and match.group(1).lower() != "paragraph":

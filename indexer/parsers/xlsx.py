@@ -50,6 +50,9 @@ def _cell(value: Any) -> str:
 
 def _sheet_rows(sheet: Any) -> list[list[str]]:
     """The sheet's non-empty rows, with columns empty in every row removed."""
+    if hasattr(sheet, "reset_dimensions"):
+        # A stale <dimension> (A1:XFD1048576) would pad every row to it: read real cells only.
+        sheet.reset_dimensions()
     rows = [[_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
     rows = [row for row in rows if any(c.strip() for c in row)]
     if not rows:
