@@ -27,6 +27,7 @@ MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.doc
 _W_T, _W_BR, _W_CR, _W_TAB = (qn(tag) for tag in ("w:t", "w:br", "w:cr", "w:tab"))
 _W_VAL = qn("w:val")
 _W_P, _W_TBL, _W_SDT = qn("w:p"), qn("w:tbl"), qn("w:sdt")
+_NUM_PR = f"{qn('w:pPr')}/{qn('w:numPr')}"
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 _LIST_STYLE = re.compile(r"^list\s*(bullet|number|paragraph)?\s*(\d)?$", re.IGNORECASE)
 _KIND = "DOCX"
@@ -89,7 +90,7 @@ class _Numbering:
 
     def marker(self, num_id: str, level: int) -> str:
         key = (num_id, level)
-        fmt = self.formats.get(key, "bullet")
+        fmt = self.formats.get(key, "decimal" if num_id == "style:number" else "bullet")
         if fmt in ("bullet", "none"):
             return "-"
         # A deeper item restarts the numbering of the levels below it.
@@ -99,14 +100,26 @@ class _Numbering:
         return f"{self.counters[key]}."
 
 
+def _style_level(style_name: str) -> int:
+    """ "List Bullet 2" is the second level: the style, not the numbering, says so."""
+    match = _LIST_STYLE.match(style_name)
+    return int(match.group(2)) - 1 if match and match.group(2) else 0
+
+
 def _list_position(paragraph: Paragraph, style_name: str) -> tuple[str, int] | None:
     """(numId, level) when the paragraph is a list item, by numbering or by list style."""
-    num_pr = paragraph._p.find(f"{qn('w:pPr')}/{qn('w:numPr')}")
+    num_pr = paragraph._p.find(_NUM_PR)
+    if num_pr is None:
+        try:  # "List Number" and friends carry their numbering in the style
+            style = paragraph.style
+        except (KeyError, ValueError):
+            style = None
+        num_pr = style.element.find(_NUM_PR) if style is not None else None
     num_id_node = num_pr.find(qn("w:numId")) if num_pr is not None else None
     if num_pr is not None and num_id_node is not None:
         num_id = num_id_node.get(_W_VAL, "0")
         ilvl = num_pr.find(qn("w:ilvl"))
-        level = int(ilvl.get(_W_VAL, "0")) if ilvl is not None else 0
+        level = int(ilvl.get(_W_VAL, "0")) if ilvl is not None else _style_level(style_name)
         return None if num_id == "0" else (num_id, level)
     match = _LIST_STYLE.match(style_name)
     if match and match.group(1) and match.group(1).lower() != "paragraph":
