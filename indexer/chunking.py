@@ -8,6 +8,7 @@ the rare case the sum underestimated (non-additive tokenizers), the chunk is shr
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -232,7 +233,7 @@ class _Chunker:
         glued = 0
         if headings:
             glued = sum(u.tokens for u in units[: headings + 1]) + sum(
-                self.gap(a.end, b.start) for a, b in zip(units[:headings], units[1 : headings + 1])
+                self.gap(a.end, b.start) for a, b in itertools.pairwise(units)
             )
         if headings and glued <= self.budget:
             units[: headings + 1] = [_Unit(units[0].start, units[headings].end, glued)]
