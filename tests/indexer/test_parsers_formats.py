@@ -253,3 +253,59 @@ def test_zip_bomb_over_the_unpacked_limit_is_refused_before_reading() -> None:
     assert len(bomb) < 2 << 20
     with pytest.raises(ParseError, match="unpacks to over 256 MiB"):
         parse_bytes(bomb, "bomb.docx")
+
+
+def _pdf(pages: list[list[str]], outline: dict[str, int]) -> bytes:
+    """A PDF whose pages hold the given lines in Helvetica, with outline entries -> page index."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    writer = PdfWriter()
+    font = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica"),
+        }
+    )
+    for lines in pages:
+        page = writer.add_blank_page(612, 792)
+        ops = ["BT", "/F1 11 Tf", "14 TL", "72 740 Td"]
+        ops += [f"({line}) Tj T*" for line in lines]
+        stream = DecodedStreamObject()
+        stream.set_data(("\n".join([*ops, "ET"])).encode("latin-1"))
+        page[NameObject("/Contents")] = writer._add_object(stream)
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
+        )
+    for title, index in outline.items():
+        writer.add_outline_item(title=title, page_number=index)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def test_pdf_reflows_lines_drops_running_headers_and_uses_the_outline() -> None:
+    header = "ACME Handbook - Confidential"
+    wrapped = [
+        "The boots are made of leather and they were care-",
+        "fully stitched by hand in the old workshop by the river",
+        "over many long years.",
+    ]
+    pages = [
+        [header, "Introduction", *wrapped, "Page 1"],
+        [header, "Care", "Clean the boots every week with a soft brush.", "Page 2"],
+        [header, "Storage", "Keep them dry.", "Page 3"],
+    ]
+    data = _pdf(pages, {"Introduction": 0, "Care": 1, "Storage": 2})
+    doc = parse_bytes(data, "handbook.pdf")
+    assert header not in doc.text and "Page 2" not in doc.text
+    assert doc.text.startswith(
+        "# Introduction\n\nThe boots are made of leather and they were carefully stitched by hand"
+    )
+    assert [(s.text, s.page) for s in doc.sections if s.kind == "heading"] == [
+        ("# Introduction", 1),
+        ("# Care", 2),
+        ("# Storage", 3),
+    ]
+    assert doc.title == "Introduction"
