@@ -1,4 +1,5 @@
-"""Read-side commands added to the `ragsearch` group: search, ask, eval, serve, keys, mcp.
+"""The `ragsearch` command: `build_cli` joins the indexer's commands and the service's
+(search, ask, eval, serve, keys, mcp) in one group; `run` is the console entry point.
 
 FastAPI and the models load inside the commands, so `ragsearch ingest` stays light.
 """
@@ -6,21 +7,35 @@ FastAPI and the models load inside the commands, so `ragsearch ingest` stays lig
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from indexer.cli import AppContext, emit_json, main, open_index, pass_app, reports_errors
+from indexer import cli as indexer_cli
+from indexer.cli_context import (
+    AppContext,
+    emit_json,
+    new_group,
+    open_index,
+    pass_app,
+    reports_errors,
+    writing,
+)
 from indexer.settings import Settings
 from service.query.records import FUSIONS, MODES
 
+if TYPE_CHECKING:
+    from service.query.engine import Engine
+    from service.query.records import Fusion, Mode, SearchResult
+
+__all__ = ["build_cli", "run"]
+
 
 @asynccontextmanager
-async def engine_for(settings: Settings) -> AsyncIterator[Any]:
+async def engine_for(settings: Settings) -> AsyncIterator[Engine]:
     from service.query.engine import Engine
 
     engine = Engine(settings)
@@ -30,7 +45,7 @@ async def engine_for(settings: Settings) -> AsyncIterator[Any]:
         await engine.aclose()
 
 
-@main.command("search")
+@click.command("search")
 @click.argument("query")
 @click.option("-c", "--collection", required=True, help="Collection to search.")
 @click.option("-k", "--top-k", default=10, show_default=True, help="Results to return.")
@@ -39,15 +54,15 @@ async def engine_for(settings: Settings) -> AsyncIterator[Any]:
 @pass_app
 @reports_errors
 def search_command(
-    app: AppContext, query: str, collection: str, top_k: int, mode: str, as_json: bool
+    app: AppContext, query: str, collection: str, top_k: int, mode: Mode, as_json: bool
 ) -> None:
     """Ranked chunks for QUERY."""
     from service.query.records import SearchRequest
 
-    async def run() -> Any:
+    async def run() -> SearchResult:
         async with engine_for(app.settings) as engine:
             return await engine.search(
-                SearchRequest(query=query, collection=collection, top_k=top_k, mode=mode)  # type: ignore[arg-type]
+                SearchRequest(query=query, collection=collection, top_k=top_k, mode=mode)
             )
 
     result = asyncio.run(run())
@@ -76,7 +91,7 @@ def search_command(
         click.echo(f"   {text[:200]}{'…' if len(text) > 200 else ''}")
 
 
-@main.command("ask")
+@click.command("ask")
 @click.argument("question")
 @click.option("-c", "--collection", required=True, help="Collection to answer from.")
 @click.option("-k", "--top-k", default=8, show_default=True, help="Sources to consider.")
@@ -87,7 +102,7 @@ def ask_command(app: AppContext, question: str, collection: str, top_k: int, as_
     """A cited answer to QUESTION from the collection."""
     from service.query.records import AnswerRequest
 
-    async def run() -> Any:
+    async def run() -> dict[str, Any]:
         async with engine_for(app.settings) as engine:
             return await engine.answer(
                 AnswerRequest(query=question, collection=collection, top_k=top_k)
@@ -115,7 +130,7 @@ def ask_command(app: AppContext, question: str, collection: str, top_k: int, as_
     click.echo(f"(model: {body['model']})", err=True)
 
 
-@main.command("eval")
+@click.command("eval")
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--mode",
@@ -136,11 +151,11 @@ def ask_command(app: AppContext, question: str, collection: str, top_k: int, as_
 def eval_command(
     app: AppContext,
     dataset_dir: Path,
-    modes: tuple[str, ...],
+    modes: tuple[Mode, ...],
     collection: str | None,
     limit: int | None,
     split: str,
-    fusion: str | None,
+    fusion: Fusion | None,
     as_json: bool,
 ) -> None:
     """Retrieval quality on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
@@ -148,7 +163,6 @@ def eval_command(
     Ingests the corpus (unchanged documents are skipped on a re-run), then reports nDCG@10,
     recall@10, recall@100, MRR@10 and latency per mode.
     """
-    from indexer.cli import writing
     from indexer.collections import ensure_collection
     from indexer.ingest import Ingestor
     from service.query.evaluation import corpus_items, evaluate, load_dataset
@@ -173,9 +187,9 @@ def eval_command(
                     engine.search_context,
                     dataset,
                     name,
-                    mode,  # type: ignore[arg-type]
+                    mode,
                     limit=limit,
-                    fusion=fusion,  # type: ignore[arg-type]
+                    fusion=fusion,
                 )
                 for mode in chosen
             }
@@ -204,7 +218,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-@main.command("serve")
+@click.command("serve")
 @click.option("--host", default=None, help="Address to bind (default RAGSEARCH_HOST or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8000, or RAGSEARCH_PORT).")
 @click.option(
@@ -259,7 +273,7 @@ def serve_command(app: AppContext, host: str | None, port: int | None, allow_ope
     uvicorn.run(service, host=bind_host, port=bind_port)
 
 
-@main.group("keys")
+@click.group("keys")
 def keys_group() -> None:
     """Create, list and revoke API keys (stored hashed; shown once at creation)."""
 
@@ -374,7 +388,7 @@ def keys_revoke(app: AppContext, name: str) -> None:
     click.echo(f"revoked {len(revoked)} key(s) named {name!r}")
 
 
-@main.command("mcp")
+@click.command("mcp")
 @pass_app
 @reports_errors
 def mcp_command(app: AppContext) -> None:
@@ -387,11 +401,25 @@ def mcp_command(app: AppContext) -> None:
     asyncio.run(serve_stdio(app.settings))
 
 
+SERVICE_COMMANDS: tuple[click.Command, ...] = (
+    search_command,
+    ask_command,
+    eval_command,
+    serve_command,
+    keys_group,
+    mcp_command,
+)
+
+
+def build_cli() -> click.Group:
+    """The whole `ragsearch` command: ingestion and index commands, then the service's."""
+    return new_group((*indexer_cli.COMMANDS, *SERVICE_COMMANDS))
+
+
 def run() -> None:
-    """Console entry point: the indexer's group with the service's commands added."""
-    main(prog_name="ragsearch")
+    """Console entry point."""
+    build_cli()(prog_name="ragsearch")
 
 
 if __name__ == "__main__":
     run()
-    sys.exit(0)

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from mcp import Client
 
-from indexer.cli import reports_errors
+from indexer.cli_context import reports_errors
 from indexer.errors import ALL_ERRORS, RagsearchError
 from indexer.settings import Settings
 from service.http.auth import open_principal
