@@ -21,6 +21,7 @@ QUERY_MODULES = sorted((ROOT / "service" / "query").rglob("*.py"))
 HTTP_MODULES = sorted((ROOT / "service" / "http").rglob("*.py"))
 INTERFACES = (
     "service.cli",
+    "service.http.commands",
     "service.http.app",
     "service.http.routes",
     "service.http.openai_api",
