@@ -15,10 +15,13 @@ class RagsearchError(Exception):
     status: int = 500
     code: str = "internal_error"
     exit_code: int = 1
+    retry_after: float | None = None  # seconds until a retry may succeed, when known
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InputError(RagsearchError):
@@ -50,6 +53,12 @@ class NotFound(RagsearchError):
     status = 404
     code = "not_found"
     exit_code = 3
+
+
+class ModelNotFound(NotFound):
+    """An OpenAI-compatible request named a model that is no readable collection."""
+
+    code = "model_not_found"
 
 
 class Conflict(RagsearchError):
@@ -84,6 +93,10 @@ class TooManyRequests(RagsearchError):
     status = 429
     code = "rate_limited"
     exit_code = 6
+
+
+class KeyRateLimited(TooManyRequests):
+    """A key exceeded its per-minute rate; `retry_after` says when a request fits again."""
 
 
 class CatalogError(RagsearchError):
@@ -124,6 +137,13 @@ def storage_error(exc: BaseException, context: str) -> StorageError:
             f"{context}: the disk is full; nothing committed was lost — free space and run it again"
         )
     return StorageError(f"{context}: {exc}")
+
+
+class VectorStoreError(RagsearchError):
+    """The vector store failed (unreachable, refused a request, or not installed)."""
+
+    status = 503
+    code = "vector_store_unavailable"
 
 
 class ProviderError(RagsearchError):
@@ -192,14 +212,17 @@ ALL_ERRORS: tuple[type[RagsearchError], ...] = (
     UnsupportedMediaType,
     ParseError,
     NotFound,
+    ModelNotFound,
     Conflict,
     Locked,
     Unauthorized,
     Forbidden,
     TooManyRequests,
+    KeyRateLimited,
     CatalogError,
     StorageError,
     StorageFull,
+    VectorStoreError,
     ProviderError,
     RateLimited,
     ProviderTimeout,

@@ -30,7 +30,7 @@ from indexer.errors import (
 )
 from indexer.index import Index
 from indexer.lexical import index_text
-from indexer.parsers import SUPPORTED_SUFFIXES, parse_bytes
+from indexer.parsers import media_type_for, parse_bytes
 from indexer.providers.base import Embedder, Vectors
 from indexer.records import (
     ChunkDraft,
@@ -67,10 +67,10 @@ def source_for_path(path: Path) -> str:
 def discover(paths: Sequence[Path], *, follow_symlinks: bool = False) -> list[SourceItem]:
     """Files to ingest under `paths`: directories recursively, hidden entries skipped.
 
-    An explicitly named file is always taken (an unsupported one fails alone later);
-    inside directories only supported suffixes are picked up. Inside a directory, a
-    symbolic link that leaves it, and anything that is not a regular file (a FIFO, a
-    device), come back as items with a `skip` reason: reported, never read. With
+    An explicitly named file is always taken (an unsupported one fails alone later).
+    Inside a directory, a file no parser reads, a symbolic link that leaves it, and
+    anything that is not a regular file (a FIFO, a device) come back as items with a
+    `skip` reason: reported as skipped, never read, never passed over in silence. With
     `follow_symlinks`, links may leave the directory (still only to regular files).
     """
     items: dict[str, SourceItem] = {}
@@ -84,15 +84,22 @@ def discover(paths: Sequence[Path], *, follow_symlinks: bool = False) -> list[So
             continue
         root = path.resolve()
         for folder, name in _walk(root, follow_symlinks):
-            if file_suffix(name) not in SUPPORTED_SUFFIXES:
-                continue
-            item = _file_item(folder / name, name, root, follow=follow_symlinks)
+            unsupported = _unsupported(name)
+            if unsupported is not None:
+                source = source_for_path(folder / name)
+                item = SourceItem(source, name, skip=unsupported)
+            else:
+                item = _file_item(folder / name, name, root, follow=follow_symlinks)
             items.setdefault(item.source, item)
     return list(items.values())
 
 
-def file_suffix(name: str) -> str:
-    return Path(name).suffix.lower()
+def _unsupported(filename: str) -> str | None:
+    try:
+        media_type_for(filename)
+    except RagsearchError as exc:
+        return exc.message
+    return None
 
 
 def _walk(root: Path, follow_symlinks: bool) -> Iterator[tuple[Path, str]]:

@@ -1,7 +1,7 @@
 """Opening the catalog database: the URL, the engine, SQLite's pragmas and the schema.
 
-`Catalog` joins the catalog's parts (collections, documents and chunks, the embedding cache)
-over one opened database.
+`Catalog` joins the catalog's parts (collections, documents and chunks, the embedding cache,
+API keys) over one opened database.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from indexer.schema import metadata
 from .collections import CollectionTables
 from .documents import DocumentTables
 from .embedding_cache import EmbeddingCacheTables
+from .keys import KeyTables
 from .vector_files import VectorFileTables
 
 _DIALECTS = ("sqlite", "postgresql")
@@ -89,7 +90,7 @@ def _create_schema(engine: Engine, is_sqlite: bool) -> None:
             pg_metadata.create_all(conn)
 
 
-class Catalog(CollectionTables, DocumentTables, EmbeddingCacheTables, VectorFileTables):
+class Catalog(CollectionTables, DocumentTables, EmbeddingCacheTables, KeyTables, VectorFileTables):
     """Typed operations over the catalog database. Thread-safe through the engine's pool.
 
     SQLite (one file, FTS5 lexical index) or PostgreSQL (shared by replicas, tsvector lexical

@@ -28,6 +28,7 @@ __all__ = [
     "install_error_handlers",
     "public_error",
     "request_id",
+    "retry_after_headers",
 ]
 
 log = logging.getLogger("ragsearch.http")
@@ -88,13 +89,16 @@ def error_response(
     )
 
 
+def retry_after_headers(exc: RagsearchError) -> dict[str, str]:
+    """`Retry-After` in whole seconds, rounded up (at least 1), when the error knows it."""
+    if exc.retry_after is None:
+        return {}
+    return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+
+
 def ragsearch_error_response(exc: RagsearchError, rid: str) -> JSONResponse:
-    headers = {}
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(retry_after, int | float):
-        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     status, code, message = public_error(exc, rid)
-    return error_response(status, code, message, rid, headers)
+    return error_response(status, code, message, rid, retry_after_headers(exc))
 
 
 def validation_message(errors: Sequence[Any]) -> str:

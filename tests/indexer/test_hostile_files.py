@@ -46,7 +46,7 @@ def test_a_link_leaving_the_directory_is_skipped_and_reported(
     assert report["added"] == 3
     [skipped] = report["skipped"]  # type: ignore[misc]
     assert skipped["source"] == str(docs / "passwd.txt")
-    assert "leaves" in skipped["reason"] and "--follow-symlinks" in skipped["reason"]
+    assert "leaves" in skipped["error"] and "--follow-symlinks" in skipped["error"]
     assert search_hits(cli, "hostilesecretword") == []
 
 
@@ -81,7 +81,7 @@ def test_a_fifo_is_skipped_instead_of_hanging_the_ingest(cli: Cli, docs: Path) -
     named = cli("ingest", docs / "p.txt", "-c", "docs", "--json")
 
     assert report["added"] == 3
-    assert [s["reason"] for s in report["skipped"]] == ["not a regular file (a FIFO); skipped"]  # type: ignore[attr-defined]
+    assert [s["error"] for s in report["skipped"]] == ["not a regular file (a FIFO); skipped"]  # type: ignore[attr-defined]
     assert named.exit_code == 0 and "FIFO" in named.stdout
 
 
@@ -92,5 +92,5 @@ def test_a_link_to_dev_zero_is_never_read(cli: Cli, docs: Path) -> None:
     inside_only = ingest(cli, docs)
     following = ingest(cli, docs, "--follow-symlinks")
 
-    assert "leaves" in inside_only["skipped"][0]["reason"]  # type: ignore[index]
-    assert "character device" in following["skipped"][0]["reason"]  # type: ignore[index]
+    assert "leaves" in inside_only["skipped"][0]["error"]  # type: ignore[index]
+    assert "character device" in following["skipped"][0]["error"]  # type: ignore[index]
