@@ -17,6 +17,7 @@ from indexer.errors import InputError
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
+    "MAX_ID",
     "MAX_METADATA_DEPTH",
     "check_json_value",
     "check_text",
@@ -25,6 +26,9 @@ __all__ = [
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
+# Ids and offsets callers send: the largest integer every JSON parser reads exactly (a JSON
+# Schema `maximum` of 2**63 - 1 is a float to most tools). Catalog ids never come near it.
+MAX_ID = 2**53 - 1
 MAX_METADATA_DEPTH = 16
 
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Scope
 
 from indexer.errors import ProviderError, ProviderRejected, RagsearchError
@@ -133,7 +134,20 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         message = str(exc.detail)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return error_response(exc.status_code, code, message, request_id(request.scope), headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette lists only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -35,6 +35,7 @@ from service.http.errors import (
     retry_after_headers,
     validation_message,
 )
+from service.http.schemas import error_responses
 from service.query.engine import Engine
 from service.query.followup import Rewrite, standalone_query
 from service.query.records import AnswerRequest
@@ -96,7 +97,26 @@ class OpenAIRoute(APIRoute):
         return handle
 
 
-router = APIRouter(route_class=OpenAIRoute, tags=["openai-compatible"])
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """OpenAI's error shape, which OpenAI clients parse."""
+
+    error: OpenAIErrorDetail
+
+
+router = APIRouter(
+    route_class=OpenAIRoute,
+    tags=["openai-compatible"],
+    responses=error_responses(
+        400, 401, 403, 404, 413, 415, 429, 500, 503, 507, model=OpenAIErrorBody
+    ),
+)
 
 
 # --- request bodies --------------------------------------------------------------------

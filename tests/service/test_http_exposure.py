@@ -52,9 +52,9 @@ def test_widget_page_embeds_only_widget_keys(loaded: TestClient, settings: Setti
     unknown = loaded.get("/widget", params={"collection": "docs", "key": "rsk_madeup"})
     page = loaded.get("/widget", params={"collection": "docs", "key": widget})
 
-    assert "widget key" in assert_error(refused, 400, "invalid_input")["message"]
+    assert "widget key" in assert_error(refused, 403, "forbidden")["message"]
     assert admin not in refused.text
-    assert_error(unknown, 400, "invalid_input")
+    assert_error(unknown, 403, "forbidden")
     assert page.status_code == 200 and widget in page.text
 
 

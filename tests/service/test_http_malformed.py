@@ -48,7 +48,7 @@ def test_integers_beyond_64_bits_are_refused(
 ) -> None:
     response = timed(lambda: loaded.request(method, path, json=body))
     assert 400 <= response.status_code < 500, response.text
-    assert "9223372036854775807" in response.text or "64 bits" in response.text
+    assert "9007199254740991" in response.text or "64 bits" in response.text
 
 
 @pytest.mark.parametrize(

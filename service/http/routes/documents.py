@@ -21,7 +21,7 @@ from indexer.errors import (
     UnsupportedMediaType,
 )
 from indexer.ingest import Ingestor, SourceItem, delete_documents
-from indexer.json_values import INT64_MAX, check_json_value, check_text, parse_json_object
+from indexer.json_values import MAX_ID, check_json_value, check_text, parse_json_object
 from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
 from indexer.records import Document
 from indexer.settings import Settings
@@ -36,7 +36,7 @@ router = APIRouter(
 )
 
 MAX_FILES = 100
-DocumentId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The document's id.")]
+DocumentId = Annotated[int, Path(ge=1, le=MAX_ID, description="The document's id.")]
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -188,7 +188,7 @@ async def list_documents(
     engine: EngineDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Documents per page.")] = 100,
-    offset: Annotated[int, Query(ge=0, le=INT64_MAX, description="Documents to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID, description="Documents to skip.")] = 0,
 ) -> dict[str, Any]:
     """Documents of the collection, by source: id, source, title, chunk count, media type,
     metadata, size and timestamps, with the `total` count. Needs `read`; not widget keys."""

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from service.http.deps import EngineDep, MetricsDep, Principal, PrincipalDep, authorize
 from service.http.errors import error_body, request_id
 from service.http.metrics import Metrics
+from service.http.schemas import CALLER_ERRORS, error_responses
 from service.query.engine import Engine
 
 __all__ = ["router"]
@@ -25,7 +26,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Catalog unreachable or index stale"}})
+@router.get(
+    "/readyz",
+    responses={
+        **error_responses(*CALLER_ERRORS),
+        503: {"description": "Catalog unreachable or index stale (`not_ready`, with `checks`)"},
+    },
+)
 async def readyz(
     request: Request,
     engine: EngineDep,
@@ -90,7 +97,14 @@ def _checks(engine: Engine) -> list[dict[str, Any]]:
     return checks
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        **error_responses(*CALLER_ERRORS),
+    },
+)
 async def metrics(registry: MetricsDep, principal: PrincipalDep) -> Response:
     """Prometheus text format: requests and latency by route and status, search stage
     latencies, model tokens by model. Needs the `admin` scope once keys exist."""
