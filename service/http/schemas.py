@@ -34,7 +34,7 @@ _FILTER_DOC = (
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no "0" for 0, no 0 for false
 
 
 class SearchBody(_Body):
@@ -105,8 +105,9 @@ class AnswerBody(_Body):
 
 class CollectionBody(_Body):
     name: str = Field(
-        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$",
-        description="1-128 letters, digits, `_`, `-` or `.` (not first).",
+        min_length=1,
+        max_length=128,
+        description="1-128 letters, digits, `_`, `-` or `.` (not first); others are a 400.",
     )
     embedder: Literal["local", "zhipu", "hashing"] | None = Field(
         None, description="Embedding provider; default Zhipu with a key, else the local model."
