@@ -116,6 +116,14 @@ class Settings(BaseSettings):
         "rank fusion) or `zscore` (sum of normalised scores; better on SciFact, see "
         "BENCHMARKS.md).",
     )
+    dense_weight: float = Field(
+        1.0, ge=0, description="Weight of dense (vector) results in hybrid fusion; 0 ignores them."
+    )
+    lexical_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of lexical (full-text) results in hybrid fusion; 0 ignores them.",
+    )
     chat_context_window: int = Field(
         200_000, description="Context window of the chat model (tokens)."
     )
