@@ -107,7 +107,6 @@ class Settings(BaseSettings):
     )
 
     # --- search and answer ---------------------------------------------------------------
-    search_top_k: int = Field(10, description="Results returned by default.")
     candidate_k: int = Field(100, description="Candidates each retriever contributes to fusion.")
     rrf_k: int = Field(60, description="Reciprocal rank fusion constant.")
     fusion: Literal["rrf", "zscore"] = Field(

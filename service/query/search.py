@@ -20,14 +20,21 @@ from indexer.index import Index
 from indexer.providers.base import Embedder, Reranker
 from indexer.records import Collection, StoredChunk
 from service.query.fusion import Candidate, embedder_covers, rrf, zscore
-from service.query.records import FUSIONS, MODES, Fusion, Hit, SearchRequest, SearchResult
+from service.query.records import (
+    FUSIONS,
+    MAX_TOP_K,
+    MODES,
+    Fusion,
+    Hit,
+    SearchRequest,
+    SearchResult,
+)
 from service.query.timing import StageTimer
 
 RERANK_MAX_CANDIDATES = 50  # reranking costs grow with candidates; 50 covers any top-10
 # Fused candidates fetched beyond top_k: a vector whose chunk was deleted a moment ago has no
 # chunk to fetch and is dropped, and the next candidate takes its place.
 DELETED_MARGIN = 5
-MAX_TOP_K = 200
 
 Ranked = list[tuple[int, float]]  # (chunk id, the retriever's score), best first
 
