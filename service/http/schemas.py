@@ -12,7 +12,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexer.json_values import MAX_ID
-from service.query.records import AnswerRequest, Fusion, Mode, SearchRequest
+from service.query.records import (
+    ANSWER_TOP_K,
+    MAX_TOP_K,
+    SEARCH_TOP_K,
+    AnswerRequest,
+    Fusion,
+    Mode,
+    SearchRequest,
+)
 
 __all__ = [
     "CALLER_ERRORS",
@@ -42,7 +50,7 @@ class SearchBody(_Body):
         min_length=1, description="What to search for (English, Chinese, identifiers...)."
     )
     collection: str = Field(min_length=1, max_length=128, description="Collection to search.")
-    top_k: int = Field(10, ge=1, le=200, description="Results to return.")
+    top_k: int = Field(SEARCH_TOP_K, ge=1, le=MAX_TOP_K, description="Results to return.")
     mode: Mode = Field("hybrid", description="`hybrid` (dense + lexical), `dense` or `lexical`.")
     filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
     rerank: bool | None = Field(
@@ -68,7 +76,7 @@ class SearchBody(_Body):
 class AnswerBody(_Body):
     query: str = Field(min_length=1, description="The question.")
     collection: str = Field(min_length=1, max_length=128, description="Collection to answer from.")
-    top_k: int = Field(8, ge=1, le=200, description="Sources to consider.")
+    top_k: int = Field(ANSWER_TOP_K, ge=1, le=MAX_TOP_K, description="Sources to consider.")
     filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
     mode: Mode = Field("hybrid", description="Retrieval mode for the sources.")
     model: str = Field(
