@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,3 +228,29 @@ def test_an_upload_on_a_full_disk_is_507_with_its_report(settings: Settings) -> 
     body = full.json()
     assert body["error"]["code"] == "insufficient_storage"
     assert "disk is full" in body["report"]["error"]
+
+
+def test_the_server_checkpoints_commits_of_other_writers(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.http.app import create_app
+    from service.http.auth import create_key
+
+    catalog = settings.data_dir / "catalog.sqlite3"
+    with TestClient(create_app(settings, checkpoint_seconds=0.05)):
+        writer = Index(settings)  # another process's commit, e.g. `ragsearch keys create`
+        try:
+            create_key(writer.catalog, "ops", ["admin"])
+        finally:
+            writer.close()  # the server still holds the database: no checkpoint on close
+        alone = tmp_path / "alone.sqlite3"
+        deadline = time.monotonic() + 10
+        keys = 0
+        while keys == 0 and time.monotonic() < deadline:
+            shutil.copyfile(catalog, alone)
+            with sqlite3.connect(alone) as conn, contextlib.suppress(sqlite3.OperationalError):
+                # Until a checkpoint even the schema is only in the WAL: "no such table".
+                keys = conn.execute("SELECT count(*) FROM api_keys").fetchone()[0]
+    assert keys == 1
