@@ -27,14 +27,19 @@ CountTokens = Callable[[str], int]
 CHARS_PER_TOKEN = 8
 
 
-def with_char_budget(count_tokens: CountTokens) -> CountTokens:
+def with_char_budget(count_tokens: CountTokens, max_tokens: int | None = None) -> CountTokens:
     """`count_tokens`, raised to at least ceil(characters / CHARS_PER_TOKEN).
 
-    Sub-additive when `count_tokens` is (a maximum of sub-additive counts is).
+    Sub-additive when `count_tokens` is (a maximum of sub-additive counts is). Text whose
+    characters alone exceed `max_tokens` is over any budget whatever its tokens: it is not
+    tokenized (a 2 MB line would cost the tokenizer seconds for nothing).
     """
 
     def count(text: str) -> int:
-        return max(count_tokens(text), -(-len(text) // CHARS_PER_TOKEN))
+        by_chars = -(-len(text) // CHARS_PER_TOKEN)
+        if max_tokens is not None and by_chars > max_tokens:
+            return by_chars
+        return max(count_tokens(text), by_chars)
 
     return count
 
@@ -394,7 +399,7 @@ def chunk_document(
         raise ValueError("max_tokens must be at least 1")
     if overlap_sentences < 0:
         raise ValueError("overlap_sentences must not be negative")
-    count_tokens = with_char_budget(count_tokens)
+    count_tokens = with_char_budget(count_tokens, max_tokens)
     out: list[ChunkDraft] = []
     group: list[Section] = []
     key: tuple[tuple[str, ...], int | None] | None = None
