@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.types import Scope
 
 from indexer.settings import Settings
-from service.http import openai_api, widget
+from service.http import openai_api, tools, widget
 from service.http.auth import RateLimiter
 from service.http.errors import install_error_handlers
 from service.http.mcp_server import mount_mcp
@@ -83,6 +83,7 @@ def create_app(
     for module in (search, collections, documents, health):
         app.include_router(module.router)
     app.include_router(openai_api.router)
+    app.include_router(tools.router)
     app.include_router(widget.router)
     mount_mcp(app)
 
