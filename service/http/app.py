@@ -12,14 +12,14 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date
 
 from fastapi import FastAPI
 from starlette.types import Scope
 
 from indexer.settings import Settings
-from service.http import openai_api, widget
+from service.http import openai_api, tools, widget
 from service.http.access_log import install_redaction
 from service.http.auth import RateLimiter
 from service.http.budget import TokenBudget, utc_today
@@ -34,25 +34,11 @@ from service.query.engine import Engine
 
 __all__ = ["JSON_BODY_LIMIT", "create_app"]
 
-log = logging.getLogger("ragsearch.http")
-
-
-async def _checkpoint_loop(app: FastAPI, seconds: float) -> None:
-    """Checkpoint the catalog's WAL every `seconds` (PASSIVE: never blocks anyone)."""
-    while True:
-        await asyncio.sleep(seconds)
-        engine: Engine | None = app.state.engine
-        if engine is None:
-            return
-        try:
-            await asyncio.to_thread(engine.index.catalog.checkpoint)
-        except Exception:
-            log.warning("WAL checkpoint failed; retrying later", exc_info=True)
-
-
 JSON_BODY_LIMIT = 1024 * 1024  # queries are capped far below this; bodies above are abuse
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the uploaded bytes
 _UPLOAD_PATH = re.compile(r"^/v1/collections/[^/]+/documents/?$")
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+log = logging.getLogger("ragsearch.http")
 
 
 def create_app(
@@ -78,6 +64,34 @@ def create_app(
         # pydantic-settings fills every field from the environment and defaults.
         settings = engine.settings if engine is not None else Settings()  # type: ignore[call-arg]
 
+    app = FastAPI(
+        title="ragsearch",
+        summary="Hybrid search and cited answers over your documents.",
+        version="0.1.0",
+        lifespan=_lifespan(settings, engine, checkpoint_seconds),
+        docs_url=None,  # served by service.http.docs from local assets
+        redoc_url=None,  # ReDoc loads from a CDN
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.writer_index = None
+    app.state.writer_lock_timeout = writer_lock_timeout
+    app.state.open_without_keys = open_without_keys
+    app.state.origin_policy = OriginPolicy.from_settings(settings)
+    app.state.rate_limiter = RateLimiter(clock)
+    app.state.token_budget = TokenBudget(settings.key_daily_tokens, today)
+    app.state.metrics = Metrics()
+    install_redaction()
+    install_error_handlers(app)
+    _include_routes(app)
+    _add_middleware(app, settings)
+    return app
+
+
+def _lifespan(settings: Settings, engine: Engine | None, checkpoint_seconds: float) -> Lifespan:
+    """Open the engine (unless the caller brought one), checkpoint the WAL while serving, and
+    close what the app opened."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = engine is None
@@ -97,33 +111,33 @@ def create_app(
                 await app.state.engine.aclose()
                 app.state.engine = None
 
-    app = FastAPI(
-        title="ragsearch",
-        summary="Hybrid search and cited answers over your documents.",
-        version="0.1.0",
-        lifespan=lifespan,
-        docs_url=None,  # served by service.docs from local assets
-        redoc_url=None,  # ReDoc loads from a CDN
-    )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.writer_index = None
-    app.state.writer_lock_timeout = writer_lock_timeout
-    app.state.open_without_keys = open_without_keys
-    app.state.origin_policy = OriginPolicy.from_settings(settings)
-    app.state.rate_limiter = RateLimiter(clock)
-    app.state.token_budget = TokenBudget(settings.key_daily_tokens, today)
-    app.state.metrics = Metrics()
+    return lifespan
 
-    install_redaction()
-    install_error_handlers(app)
+
+async def _checkpoint_loop(app: FastAPI, seconds: float) -> None:
+    """Checkpoint the catalog's WAL every `seconds` (PASSIVE: never blocks anyone)."""
+    while True:
+        await asyncio.sleep(seconds)
+        engine: Engine | None = app.state.engine
+        if engine is None:
+            return
+        try:
+            await asyncio.to_thread(engine.index.catalog.checkpoint)
+        except Exception:
+            log.warning("WAL checkpoint failed; retrying later", exc_info=True)
+
+
+def _include_routes(app: FastAPI) -> None:
     for module in (search, collections, documents, health):
         app.include_router(module.router)
     app.include_router(openai_api.router)
+    app.include_router(tools.router)
     app.include_router(widget.router)
     mount_mcp(app, app.state.origin_policy)
     mount_docs(app)
 
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
     def body_limit(scope: Scope) -> int:
         if scope.get("method") == "POST" and _UPLOAD_PATH.match(scope.get("path", "")):
             return settings.max_upload_bytes + MULTIPART_OVERHEAD
@@ -134,4 +148,3 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(widget.WidgetCorsMiddleware)
-    return app

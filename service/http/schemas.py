@@ -25,6 +25,7 @@ from service.query.records import (
 __all__ = [
     "CALLER_ERRORS",
     "ERROR_RESPONSES",
+    "FILTER_DOC",
     "AnswerBody",
     "CollectionBody",
     "ErrorBody",
@@ -34,7 +35,7 @@ __all__ = [
     "json_error_responses",
 ]
 
-_FILTER_DOC = (
+FILTER_DOC = (
     "Metadata filter: `{field: value}` or operators `$eq $ne $in $gt $gte $lt $lte`, "
     "combined with `$and`/`$or`. Fields: `source`, `title`, `media_type`, `document_id` "
     "or any metadata key."
@@ -52,7 +53,7 @@ class SearchBody(_Body):
     collection: str = Field(min_length=1, max_length=128, description="Collection to search.")
     top_k: int = Field(SEARCH_TOP_K, ge=1, le=MAX_TOP_K, description="Results to return.")
     mode: Mode = Field("hybrid", description="`hybrid` (dense + lexical), `dense` or `lexical`.")
-    filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
+    filter: dict[str, Any] | None = Field(None, description=FILTER_DOC)
     rerank: bool | None = Field(
         None, description="Rerank the fused candidates; default: when a reranker is configured."
     )
@@ -77,7 +78,7 @@ class AnswerBody(_Body):
     query: str = Field(min_length=1, description="The question.")
     collection: str = Field(min_length=1, max_length=128, description="Collection to answer from.")
     top_k: int = Field(ANSWER_TOP_K, ge=1, le=MAX_TOP_K, description="Sources to consider.")
-    filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
+    filter: dict[str, Any] | None = Field(None, description=FILTER_DOC)
     mode: Mode = Field("hybrid", description="Retrieval mode for the sources.")
     model: str = Field(
         "auto",
