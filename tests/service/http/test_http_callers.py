@@ -29,7 +29,7 @@ from tests.service.conftest import (
 SEARCH = {"query": "data directory", "collection": "docs"}
 EVIL = "https://evil.example"
 SITE = "https://site.example"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def revoke_all(settings: Settings, *names: str) -> None:
