@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from indexer.errors import RagsearchError
 from indexer.settings import Settings
 from service.http.auth import Principal, authorize, forbid_widget, open_principal
+from service.http.budget import TokenBudget
 from service.http.errors import public_error
 from service.http.origins import OriginPolicy
 from service.query.engine import Engine
@@ -48,10 +49,11 @@ _INSTRUCTIONS = (
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The engine a tool call runs on and who is calling."""
+    """The engine a tool call runs on, who is calling, and the keys' daily token budgets."""
 
     engine: Engine
     principal: Principal
+    budget: TokenBudget | None = None
 
 
 CallerFor = Callable[[Context], Caller]
@@ -101,9 +103,13 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         """Answer a question from a collection, citing sources as [n] (see `citations`)."""
         caller = caller_for(ctx)
         authorize(caller.principal, "read", collection)
+        if caller.budget is not None:
+            caller.budget.check(caller.principal)
         body = await caller.engine.answer(
             AnswerRequest(query=query, collection=collection, top_k=top_k, filter=filter)
         )
+        if caller.budget is not None:
+            caller.budget.charge(caller.principal, body.get("usage", []))
         keep = ("answer", "citations", "model", "grounded", "finish_reason", "warnings")
         return {k: body[k] for k in keep}
 
@@ -156,7 +162,7 @@ def _http_caller(ctx: Context) -> Caller:
         raise ToolError("this tool needs the HTTP request it was called in")
     from service.http.deps import get_engine
 
-    return Caller(get_engine(request), request.state.principal)
+    return Caller(get_engine(request), request.state.principal, request.app.state.token_budget)
 
 
 class _RequireRead:

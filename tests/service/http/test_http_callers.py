@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -209,3 +210,27 @@ def test_a_key_stops_answering_when_its_daily_tokens_are_spent(seeded: Settings)
     assert chatted.status_code == 429
     assert someone_else.status_code == 200
     assert tomorrow.status_code == 200
+
+
+def test_mcp_answers_count_against_the_keys_budget(seeded: Settings) -> None:
+    from mcp import Client
+
+    from service.http.auth import Principal
+    from service.http.budget import TokenBudget
+    from service.http.mcp_server import Caller, build_server
+
+    engine = Engine(seeded, chat=ScriptedChat(["Stop writers first [1]."]))
+    reader = Principal(name="reader", scopes=frozenset({"read"}), collections=None, key_id=7)
+    budget = TokenBudget(100, Today())
+    server = build_server(lambda _ctx: Caller(engine, reader, budget))
+
+    async def twice() -> list[Any]:
+        async with Client(server) as mcp:
+            return [await mcp.call_tool("answer", ANSWER) for _ in range(2)]
+
+    try:
+        first, second = asyncio.run(twice())
+    finally:
+        asyncio.run(engine.aclose())
+    assert not first.is_error
+    assert second.is_error and "rate_limited" in second.content[0].text
