@@ -1,48 +1,23 @@
-"""PDF via pypdf: per-page text re-flowed into paragraphs, with 1-based page numbers.
+"""PDF: per-page text re-flowed into paragraphs, with 1-based page numbers and headings.
 
 Hard line wraps and hyphenation are joined, drop caps re-attached, lines repeated at the top
-or bottom of most pages (running headers, footers, page numbers) dropped, and lines that
-match the document outline become headings.
+or bottom of most pages (running headers, footers, page numbers) dropped. Headings come from
+the document outline and from type: short lines set larger than the body text, or all bold.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import reduce
 
-from pypdf import PasswordType, PdfReader
-
-from indexer.errors import ParseError
-from indexer.parsers.sections import SectionBuilder, clean_heading, normalize_text
+from indexer.parsers.pdf_text import PdfContent, PdfLine, read_pdf
+from indexer.parsers.sections import SectionBuilder, clean_heading
 from indexer.records import ParsedDocument
 
 MEDIA_TYPE = "application/pdf"
-
-
-def _open(data: bytes) -> PdfReader:
-    if b"%PDF-" not in data[:1024]:
-        raise ParseError("corrupt PDF: no %PDF header")
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
-            raise ParseError("encrypted PDF: it needs a password to open")
-        _ = len(reader.pages)  # forces the page tree to load, where most corruption shows
-    except ParseError:
-        raise
-    except Exception as exc:  # pypdf raises many types (PdfReadError, KeyError, ValueError...)
-        raise ParseError(f"corrupt PDF: {exc or type(exc).__name__}") from exc
-    return reader
-
-
-def _title(reader: PdfReader) -> str | None:
-    try:
-        metadata = reader.metadata
-        title = metadata.title if metadata is not None else None
-    except Exception:  # a broken info dictionary should not cost us the text
-        return None
-    return title.strip() if isinstance(title, str) and title.strip() else None
-
 
 _DIGITS = re.compile(r"\d+")
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?\d+(?:\s*(?:of|/)\s*\d+)?$", re.IGNORECASE)
@@ -50,25 +25,19 @@ _ITEM = re.compile(r"^(?:[-•▪●◦*–]\s|\d{1,3}[.)]\s)")
 _TERMINAL = (".", "!", "?", ":", ";", "。", "！", "？", "；", "”", '"')
 _CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
 _EDGE_LINES = 2  # how many lines at each end of a page may be running header/footer
+_LARGER = 1.15  # a heading's size over the body size; 10pt body -> 11.5pt headings
+_HEADING_CHARS = 150
+_HEADING_LINES = 3  # a heading wrapped over more lines than this is display text
+_NOT_HEADING_END = (".", ",", ";", "。", "，", "；")
 
 
-def _outline_titles(reader: PdfReader) -> dict[str, int]:
+def _outline_titles(content: PdfContent) -> dict[str, int]:
     """Outline (bookmark) titles, normalised, with their depth as a heading level."""
     titles: dict[str, int] = {}
-
-    def walk(items: list[object], depth: int) -> None:
-        for item in items:
-            if isinstance(item, list):
-                walk(item, depth + 1)
-            else:
-                title = clean_heading(str(getattr(item, "title", "") or ""))
-                if title:
-                    titles.setdefault(title.lower(), min(depth, 6))
-
-    try:
-        walk(list(reader.outline), 1)
-    except Exception:  # a broken outline should not cost us the text
-        return {}
+    for title, depth in content.outline:
+        key = clean_heading(title).lower()
+        if key:
+            titles.setdefault(key, min(depth, 6))
     return titles
 
 
@@ -132,49 +101,122 @@ def _paragraphs(lines: list[str]) -> list[str]:
     return paragraphs
 
 
-def parse_pdf(data: bytes) -> ParsedDocument:
-    """Parse a PDF; each page yields re-flowed paragraphs (and outline headings) with `page`.
+@dataclass(frozen=True, slots=True)
+class _TypeScale:
+    """The body text size and the heading level of each larger size (and of bold lines)."""
 
-    The title is the document information title, else the first outline heading. Raises
-    `ParseError` for corrupt or password-protected files and for PDFs without text.
+    body: float
+    levels: dict[float, int]
+    bold_level: int | None  # None when bold is the body style and says nothing
+
+
+def _type_scale(pages: Sequence[Sequence[PdfLine]]) -> _TypeScale:
+    sizes: Counter[float] = Counter()
+    bold: Counter[float] = Counter()
+    for line in (line for lines in pages for line in lines if line.size):
+        sizes[line.size] += len(line.text)
+        bold[line.size] += len(line.text) if line.bold else 0
+    if not sizes:
+        return _TypeScale(0.0, {}, None)
+    body = sizes.most_common(1)[0][0]
+    larger = sorted((size for size in sizes if size >= body * _LARGER), reverse=True)
+    levels = {size: min(rank, 6) for rank, size in enumerate(larger, start=1)}
+    bold_level = min(len(larger) + 1, 6) if bold[body] < 0.5 * sizes[body] else None
+    return _TypeScale(body, levels, bold_level)
+
+
+def _styled_level(line: PdfLine, scale: _TypeScale) -> int | None:
+    if not line.text:
+        return None
+    if line.size in scale.levels:
+        return scale.levels[line.size]
+    if line.bold and scale.bold_level is not None and line.size >= scale.body:
+        return scale.bold_level
+    return None
+
+
+def _could_head(text: str) -> bool:
+    return (
+        sum(char.isalpha() for char in text) >= 2
+        and len(text) <= _HEADING_CHARS
+        and not text.endswith(_NOT_HEADING_END)
+        and not _ITEM.match(text)
+    )
+
+
+def _blocks(lines: list[PdfLine], scale: _TypeScale) -> Iterator[tuple[str, int | None]]:
+    """Line texts in order, with a short run of heading-styled lines merged into one
+    `(heading, level)`; every other line comes with level None."""
+    index = 0
+    while index < len(lines):
+        line, level = lines[index], _styled_level(lines[index], scale)
+        end = index + 1
+        if level is not None:
+            while end < len(lines) and lines[end].text and _same_type(lines[end], line):
+                end += 1
+            heading = reduce(_join, (line.text for line in lines[index:end]))
+            if end - index <= _HEADING_LINES and _could_head(heading):
+                yield heading, level
+                index = end
+                continue
+        yield from ((line.text, None) for line in lines[index:end])
+        index = end
+
+
+def _same_type(line: PdfLine, other: PdfLine) -> bool:
+    return line.size == other.size and line.bold == other.bold
+
+
+def _body_lines(pages: Sequence[Sequence[PdfLine]]) -> list[list[PdfLine]]:
+    """Each page's lines without running headers/footers and page numbers at its edges."""
+    running = _running_lines([[line.text for line in lines if line.text] for lines in pages])
+    kept_pages = []
+    for lines in pages:
+        content = [line for line in lines if line.text]
+        edges = {id(line) for line in content[:_EDGE_LINES] + content[-_EDGE_LINES:]}
+        kept_pages.append(
+            [
+                line
+                for line in lines
+                if not (
+                    id(line) in edges
+                    and (_edge_key(line.text) in running or _PAGE_NUMBER.match(line.text))
+                )
+            ]
+        )
+    return kept_pages
+
+
+def parse_pdf(data: bytes) -> ParsedDocument:
+    """Parse a PDF; each page yields re-flowed paragraphs and headings with `page`.
+
+    Headings are outline entries found on the page, and short runs of lines set larger than
+    the body text or all in bold (larger sizes give higher levels). The title is the document
+    information title, else the first heading. Raises `ParseError` for corrupt or
+    password-protected files and for PDFs without text.
     """
-    reader = _open(data)
-    pages: list[list[str]] = []
-    for number, page in enumerate(reader.pages, start=1):
-        try:
-            page_text = page.extract_text()
-        except Exception as exc:
-            raise ParseError(f"corrupt PDF: page {number} cannot be read ({exc})") from exc
-        pages.append([line.strip() for line in normalize_text(page_text).split("\n")])
-    running = _running_lines([[line for line in lines if line] for lines in pages])
-    outline = _outline_titles(reader)
+    content = read_pdf(data)
+    pages = _body_lines(content.pages)
+    scale = _type_scale(pages)
+    outline = _outline_titles(content)
     builder = SectionBuilder(MEDIA_TYPE)
     first_heading: str | None = None
     for number, lines in enumerate(pages, start=1):
-        content = [line for line in lines if line]
-        edges = {id(line) for line in content[:_EDGE_LINES] + content[-_EDGE_LINES:]}
         kept: list[str] = []
-        for line in lines:
-            if (
-                line
-                and id(line) in edges
-                and (_edge_key(line) in running or _PAGE_NUMBER.match(line))
-            ):
+        for text, styled in _blocks(lines, scale):
+            level = outline.pop(clean_heading(text).lower(), styled) if text else None
+            if level is None:
+                kept.append(text)
                 continue
-            level = outline.get(clean_heading(line).lower()) if line else None
-            if level is not None:
-                for paragraph in _paragraphs(kept):
-                    builder.add(paragraph, page=number)
-                kept = []
-                builder.heading(level, line, page=number)
-                first_heading = first_heading or clean_heading(line)
-                outline.pop(clean_heading(line).lower())
-            else:
-                kept.append(line)
+            for paragraph in _paragraphs(kept):
+                builder.add(paragraph, page=number)
+            kept = []
+            builder.heading(level, text, page=number)
+            first_heading = first_heading or clean_heading(text)
         for paragraph in _paragraphs(kept):
             builder.add(paragraph, page=number)
     return builder.build(
-        title=_title(reader) or first_heading,
-        metadata={"pages": len(reader.pages)},
+        title=content.title or first_heading,
+        metadata={"pages": len(content.pages)},
         empty_message="PDF has no extractable text (scanned or image-only?)",
     )
