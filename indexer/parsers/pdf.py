@@ -25,7 +25,7 @@ _ITEM = re.compile(r"^(?:[-•▪●◦*–]\s|\d{1,3}[.)]\s)")
 _TERMINAL = (".", "!", "?", ":", ";", "。", "！", "？", "；", "”", '"')
 _CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
 _EDGE_LINES = 2  # how many lines at each end of a page may be running header/footer
-_LARGER = 1.15  # a heading's size over the body size; 10pt body -> 11.5pt headings
+_LARGER = 1.08  # a heading's size over the body size: 11.5pt body -> 12.5pt headings
 _HEADING_CHARS = 150
 _HEADING_LINES = 3  # a heading wrapped over more lines than this is display text
 _NOT_HEADING_END = (".", ",", ";", "。", "，", "；")
@@ -103,36 +103,39 @@ def _paragraphs(lines: list[str]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class _TypeScale:
-    """The body text size and the heading level of each larger size (and of bold lines)."""
+    """The body text size, the heading level of each larger size, and the level of an
+    emphasised (all bold or all italic) line at body size, when emphasis sets text apart."""
 
     body: float
     levels: dict[float, int]
-    bold_level: int | None  # None when bold is the body style and says nothing
+    emphasis_level: int
+    bold: bool  # False when the body text itself is mostly bold
+    italic: bool
 
 
 def _type_scale(pages: Sequence[Sequence[PdfLine]]) -> _TypeScale:
     sizes: Counter[float] = Counter()
     bold: Counter[float] = Counter()
+    italic: Counter[float] = Counter()
     for line in (line for lines in pages for line in lines if line.size):
         sizes[line.size] += len(line.text)
         bold[line.size] += len(line.text) if line.bold else 0
+        italic[line.size] += len(line.text) if line.italic else 0
     if not sizes:
-        return _TypeScale(0.0, {}, None)
+        return _TypeScale(0.0, {}, 1, False, False)
     body = sizes.most_common(1)[0][0]
     larger = sorted((size for size in sizes if size >= body * _LARGER), reverse=True)
     levels = {size: min(rank, 6) for rank, size in enumerate(larger, start=1)}
-    bold_level = min(len(larger) + 1, 6) if bold[body] < 0.5 * sizes[body] else None
-    return _TypeScale(body, levels, bold_level)
+    plain = 0.5 * sizes[body]
+    return _TypeScale(
+        body, levels, min(len(larger) + 1, 6), bold[body] < plain, italic[body] < plain
+    )
 
 
-def _styled_level(line: PdfLine, scale: _TypeScale) -> int | None:
-    if not line.text:
-        return None
-    if line.size in scale.levels:
-        return scale.levels[line.size]
-    if line.bold and scale.bold_level is not None and line.size >= scale.body:
-        return scale.bold_level
-    return None
+def _emphasised(line: PdfLine, scale: _TypeScale) -> bool:
+    return line.size >= scale.body and (
+        (line.bold and scale.bold) or (line.italic and scale.italic)
+    )
 
 
 def _could_head(text: str) -> bool:
@@ -144,27 +147,45 @@ def _could_head(text: str) -> bool:
     )
 
 
+def _heading_run(lines: list[PdfLine], index: int, scale: _TypeScale) -> tuple[int, int] | None:
+    """(end, level) of a heading starting at `lines[index]`: up to `_HEADING_LINES` lines of
+    one larger size, or of body-size emphasis standing apart from the text around it."""
+    line = lines[index]
+    emphasis = line.size not in scale.levels
+    if not line.text or (emphasis and not _emphasised(line, scale)):
+        return None
+    end = index + 1
+    while end < len(lines) and lines[end].text and _same_type(lines[end], line):
+        end += 1
+    if end - index > _HEADING_LINES or not _could_head(
+        " ".join(run.text for run in lines[index:end])
+    ):
+        return None
+    if emphasis:
+        before = next((prior.text for prior in reversed(lines[:index]) if prior.text), "")
+        after = lines[end].text if end < len(lines) else ""
+        if (before and not before.endswith(_TERMINAL)) or after[:1].islower():
+            return None  # an emphasised phrase inside a paragraph
+    return end, scale.levels.get(line.size, scale.emphasis_level)
+
+
 def _blocks(lines: list[PdfLine], scale: _TypeScale) -> Iterator[tuple[str, int | None]]:
-    """Line texts in order, with a short run of heading-styled lines merged into one
-    `(heading, level)`; every other line comes with level None."""
+    """Line texts in order, with each heading run merged into one `(heading, level)`; every
+    other line comes with level None."""
     index = 0
     while index < len(lines):
-        line, level = lines[index], _styled_level(lines[index], scale)
-        end = index + 1
-        if level is not None:
-            while end < len(lines) and lines[end].text and _same_type(lines[end], line):
-                end += 1
-            heading = reduce(_join, (line.text for line in lines[index:end]))
-            if end - index <= _HEADING_LINES and _could_head(heading):
-                yield heading, level
-                index = end
-                continue
-        yield from ((line.text, None) for line in lines[index:end])
-        index = end
+        run = _heading_run(lines, index, scale)
+        if run is None:
+            yield lines[index].text, None
+            index += 1
+        else:
+            end, level = run
+            yield reduce(_join, (line.text for line in lines[index:end])), level
+            index = end
 
 
 def _same_type(line: PdfLine, other: PdfLine) -> bool:
-    return line.size == other.size and line.bold == other.bold
+    return (line.size, line.bold, line.italic) == (other.size, other.bold, other.italic)
 
 
 def _body_lines(pages: Sequence[Sequence[PdfLine]]) -> list[list[PdfLine]]:

@@ -8,6 +8,7 @@ into it happens under one lock.
 from __future__ import annotations
 
 import ctypes
+import re
 import statistics
 import threading
 from dataclasses import dataclass
@@ -23,7 +24,10 @@ _LOCK = threading.Lock()
 _PASSWORD_ERROR = 4  # FPDF_ERR_PASSWORD
 _SAMPLES = 5  # characters sampled per line for its size and weight
 _BOLD_WEIGHT = 600
-_BOLD_NAMES = ("bold", "black", "heavy", "semibold", "demi")
+# TeX's bold fonts say so only in their names' "bx" (CMBX10, SFBX1000).
+_BOLD_NAME = re.compile(rb"bold|black|heavy|demi|^(?:cm|sf|ec|lm)bx", re.IGNORECASE)
+_ITALIC_NAME = re.compile(rb"italic|oblique|^(?:cm|sf|ec|lm)ti", re.IGNORECASE)
+_ITALIC_FLAG = 1 << 6  # PDF font descriptor flag "Italic"
 _FONT_NAME_BYTES = 128
 # PDFium marks a hyphen it found at a line end with U+0002 (and unknown glyphs with U+FFFE).
 _PDFIUM_CHARS = str.maketrans({"\x02": "-", "\ufffe": ""})
@@ -31,11 +35,13 @@ _PDFIUM_CHARS = str.maketrans({"\x02": "-", "\ufffe": ""})
 
 @dataclass(frozen=True, slots=True)
 class PdfLine:
-    """One line of a page, with its typical font size in points and whether it is all bold."""
+    """One line of a page: its typical font size in points, and whether it is all bold or
+    all italic."""
 
     text: str
     size: float
-    bold: bool
+    bold: bool = False
+    italic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +73,16 @@ def _char_size(textpage: object, index: int) -> float:
     return size
 
 
-def _char_bold(textpage: object, index: int, name: ctypes.Array[ctypes.c_char]) -> bool:
-    if pdfium_c.FPDFText_GetFontWeight(textpage, index) >= _BOLD_WEIGHT:
-        return True
-    pdfium_c.FPDFText_GetFontInfo(textpage, index, name, _FONT_NAME_BYTES, None)
-    lowered = name.value.lower()
-    return any(word.encode() in lowered for word in _BOLD_NAMES)
+def _char_style(
+    textpage: object, index: int, name: ctypes.Array[ctypes.c_char]
+) -> tuple[bool, bool]:
+    """Whether the character is set in bold, and in italic."""
+    flags = ctypes.c_int(0)
+    pdfium_c.FPDFText_GetFontInfo(textpage, index, name, _FONT_NAME_BYTES, ctypes.byref(flags))
+    font = name.value.rpartition(b"+")[2]  # "ABCDEF+Arial-BoldMT": a subset prefix
+    bold = pdfium_c.FPDFText_GetFontWeight(textpage, index) >= _BOLD_WEIGHT
+    italic = bool(flags.value & _ITALIC_FLAG) or bool(_ITALIC_NAME.search(font))
+    return bold or bool(_BOLD_NAME.search(font)), italic
 
 
 def _line(textpage: object, text: str, start: int, name: ctypes.Array[ctypes.c_char]) -> PdfLine:
@@ -84,10 +94,12 @@ def _line(textpage: object, text: str, start: int, name: ctypes.Array[ctypes.c_c
         sampled.append(start + visible[-1])
     line = text.translate(_PDFIUM_CHARS).strip()
     if not sampled:
-        return PdfLine(line, 0.0, False)
+        return PdfLine(line, 0.0)
     size = statistics.median(_char_size(textpage, i) for i in sampled)
-    bold = all(_char_bold(textpage, i, name) for i in sampled)
-    return PdfLine(line, round(size * 2) / 2, bold)
+    styles = [_char_style(textpage, i, name) for i in sampled]
+    bold = all(bold for bold, _ in styles)
+    italic = all(italic for _, italic in styles)
+    return PdfLine(line, round(size * 2) / 2, bold, italic)
 
 
 def _page_lines(page: pdfium.PdfPage) -> tuple[PdfLine, ...]:
