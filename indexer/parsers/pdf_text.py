@@ -134,7 +134,9 @@ def _title(document: pdfium.PdfDocument) -> str | None:
         title = document.get_metadata_value("Title")
     except Exception:  # a broken info dictionary should not cost us the text
         return None
-    return title.strip() or None
+    title = title.strip()
+    # Writers fill in a placeholder when the author set no title.
+    return None if not title or title.lower().startswith("untitled") else title
 
 
 def read_pdf(data: bytes) -> PdfContent:
