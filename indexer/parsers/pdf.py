@@ -161,12 +161,23 @@ def _heading_run(lines: list[PdfLine], index: int, scale: _TypeScale) -> tuple[i
         " ".join(run.text for run in lines[index:end])
     ):
         return None
-    if emphasis:
-        before = next((prior.text for prior in reversed(lines[:index]) if prior.text), "")
-        after = lines[end].text if end < len(lines) else ""
-        if (before and not before.endswith(_TERMINAL)) or after[:1].islower():
-            return None  # an emphasised phrase inside a paragraph
+    if emphasis and _inside_paragraph(lines, index, end):
+        return None  # an emphasised phrase, not a heading
     return end, scale.levels.get(line.size, scale.emphasis_level)
+
+
+def _inside_paragraph(lines: list[PdfLine], index: int, end: int) -> bool:
+    """Whether `lines[index:end]` continue an open sentence of body text, or run on into
+    the next line."""
+    after = lines[end].text if end < len(lines) else ""
+    if after[:1].islower():
+        return True
+    before = next((prior for prior in reversed(lines[:index]) if prior.text), None)
+    return (
+        before is not None
+        and before.size == lines[index].size
+        and not before.text.endswith(_TERMINAL)
+    )
 
 
 def _blocks(lines: list[PdfLine], scale: _TypeScale) -> Iterator[tuple[str, int | None]]:
