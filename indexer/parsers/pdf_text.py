@@ -27,7 +27,9 @@ _BOLD_WEIGHT = 600
 # TeX's bold fonts say so only in their names' "bx" (CMBX10, SFBX1000).
 _BOLD_NAME = re.compile(rb"bold|black|heavy|demi|^(?:cm|sf|ec|lm)bx", re.IGNORECASE)
 _ITALIC_NAME = re.compile(rb"italic|oblique|^(?:cm|sf|ec|lm)ti", re.IGNORECASE)
-_ITALIC_FLAG = 1 << 6  # PDF font descriptor flag "Italic"
+_ITALIC_FLAG = 1 << 6  # PDF font descriptor flags "Italic" and "FixedPitch"
+_FIXED_PITCH_FLAG = 1 << 0
+_MONOSPACE_NAME = re.compile(rb"courier|mono|consol", re.IGNORECASE)
 _FONT_NAME_BYTES = 128
 # PDFium marks a hyphen it found at a line end with U+0002 (and unknown glyphs with U+FFFE).
 _PDFIUM_CHARS = str.maketrans({"\x02": "-", "\ufffe": ""})
@@ -35,8 +37,8 @@ _PDFIUM_CHARS = str.maketrans({"\x02": "-", "\ufffe": ""})
 
 @dataclass(frozen=True, slots=True)
 class PdfLine:
-    """One line of a page: its typical font size in points, and whether it is all bold or
-    all italic."""
+    """One line of a page: its typical font size in points, and whether it is all bold (in a
+    proportional font) or all italic."""
 
     text: str
     size: float
@@ -76,13 +78,17 @@ def _char_size(textpage: object, index: int) -> float:
 def _char_style(
     textpage: object, index: int, name: ctypes.Array[ctypes.c_char]
 ) -> tuple[bool, bool]:
-    """Whether the character is set in bold, and in italic."""
+    """Whether the character is set in bold, and in italic. Bold code (a monospaced font)
+    does not count as bold: it marks code, not headings."""
     flags = ctypes.c_int(0)
     pdfium_c.FPDFText_GetFontInfo(textpage, index, name, _FONT_NAME_BYTES, ctypes.byref(flags))
     font = name.value.rpartition(b"+")[2]  # "ABCDEF+Arial-BoldMT": a subset prefix
     bold = pdfium_c.FPDFText_GetFontWeight(textpage, index) >= _BOLD_WEIGHT
+    bold = bold or bool(_BOLD_NAME.search(font))
+    if flags.value & _FIXED_PITCH_FLAG or _MONOSPACE_NAME.search(font):
+        bold = False
     italic = bool(flags.value & _ITALIC_FLAG) or bool(_ITALIC_NAME.search(font))
-    return bold or bool(_BOLD_NAME.search(font)), italic
+    return bold, italic
 
 
 def _line(textpage: object, text: str, start: int, name: ctypes.Array[ctypes.c_char]) -> PdfLine:
