@@ -114,3 +114,22 @@ def test_pdf_chinese_text_with_a_heading() -> None:
         "# 第一章 检索增强生成\n\n检索增强生成把搜索和大模型结合起来，先找到相关的段落，"
         "再让模型根据这些段落回答问题。"
     )
+
+
+def test_pdf_drop_cap_joins_its_word_and_is_not_a_heading() -> None:
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer)
+    pdf.setFont("Times-Roman", 34)
+    pdf.drawString(72, 712, "T")
+    pdf.setFont("Times-Roman", 10)
+    pdf.drawString(96, 736, "he Boots self-locking nut is of one piece, all-metal")
+    pdf.drawString(96, 724, "construction designed to hold tight despite severe")
+    pdf.drawString(96, 712, "vibration and heat.")
+    pdf.showPage()
+    pdf.save()
+    doc = parse_bytes(buffer.getvalue(), "nut.pdf")
+    assert doc.text == (
+        "The Boots self-locking nut is of one piece, all-metal construction designed to hold"
+        " tight despite severe vibration and heat."
+    )
+    assert [s.kind for s in doc.sections] == ["text"]
