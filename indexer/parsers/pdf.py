@@ -102,18 +102,16 @@ def _paragraphs(lines: list[str]) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class _TypeScale:
-    """The body text size, the heading level of each larger size, and the level of an
-    emphasised (all bold or all italic) line at body size, when emphasis sets text apart."""
+class _BodyType:
+    """The body text's size, and whether bold or italic at that size sets a line apart
+    (not when the body text itself is mostly bold or italic)."""
 
-    body: float
-    levels: dict[float, int]
-    emphasis_level: int
-    bold: bool  # False when the body text itself is mostly bold
+    size: float
+    bold: bool
     italic: bool
 
 
-def _type_scale(pages: Sequence[Sequence[PdfLine]]) -> _TypeScale:
+def _body_type(pages: Sequence[Sequence[PdfLine]]) -> _BodyType:
     sizes: Counter[float] = Counter()
     bold: Counter[float] = Counter()
     italic: Counter[float] = Counter()
@@ -122,20 +120,18 @@ def _type_scale(pages: Sequence[Sequence[PdfLine]]) -> _TypeScale:
         bold[line.size] += len(line.text) if line.bold else 0
         italic[line.size] += len(line.text) if line.italic else 0
     if not sizes:
-        return _TypeScale(0.0, {}, 1, False, False)
-    body = sizes.most_common(1)[0][0]
-    larger = sorted((size for size in sizes if size >= body * _LARGER), reverse=True)
-    levels = {size: min(rank, 6) for rank, size in enumerate(larger, start=1)}
-    plain = 0.5 * sizes[body]
-    return _TypeScale(
-        body, levels, min(len(larger) + 1, 6), bold[body] < plain, italic[body] < plain
-    )
+        return _BodyType(0.0, False, False)
+    size = sizes.most_common(1)[0][0]
+    plain = 0.5 * sizes[size]
+    return _BodyType(size, bold[size] < plain, italic[size] < plain)
 
 
-def _emphasised(line: PdfLine, scale: _TypeScale) -> bool:
-    return line.size >= scale.body and (
-        (line.bold and scale.bold) or (line.italic and scale.italic)
-    )
+def _larger(line: PdfLine, body: _BodyType) -> bool:
+    return line.size >= body.size * _LARGER
+
+
+def _emphasised(line: PdfLine, body: _BodyType) -> bool:
+    return line.size >= body.size and ((line.bold and body.bold) or (line.italic and body.italic))
 
 
 def _could_head(text: str) -> bool:
@@ -147,12 +143,12 @@ def _could_head(text: str) -> bool:
     )
 
 
-def _heading_run(lines: list[PdfLine], index: int, scale: _TypeScale) -> tuple[int, int] | None:
-    """(end, level) of a heading starting at `lines[index]`: up to `_HEADING_LINES` lines of
-    one larger size, or of body-size emphasis standing apart from the text around it."""
+def _heading_run(lines: list[PdfLine], index: int, body: _BodyType) -> int | None:
+    """The end of a heading starting at `lines[index]`: up to `_HEADING_LINES` lines of one
+    larger size, or of body-size emphasis standing apart from the text around it."""
     line = lines[index]
-    emphasis = line.size not in scale.levels
-    if not line.text or (emphasis and not _emphasised(line, scale)):
+    larger = _larger(line, body)
+    if not line.text or not (larger or _emphasised(line, body)):
         return None
     end = index + 1
     while end < len(lines) and lines[end].text and _same_type(lines[end], line):
@@ -161,9 +157,9 @@ def _heading_run(lines: list[PdfLine], index: int, scale: _TypeScale) -> tuple[i
         " ".join(run.text for run in lines[index:end])
     ):
         return None
-    if emphasis and _inside_paragraph(lines, index, end):
+    if not larger and _inside_paragraph(lines, index, end):
         return None  # an emphasised phrase, not a heading
-    return end, scale.levels.get(line.size, scale.emphasis_level)
+    return end
 
 
 def _inside_paragraph(lines: list[PdfLine], index: int, end: int) -> bool:
@@ -180,19 +176,24 @@ def _inside_paragraph(lines: list[PdfLine], index: int, end: int) -> bool:
     )
 
 
-def _blocks(lines: list[PdfLine], scale: _TypeScale) -> Iterator[tuple[str, int | None]]:
-    """Line texts in order, with each heading run merged into one `(heading, level)`; every
-    other line comes with level None."""
+def _blocks(lines: list[PdfLine], body: _BodyType) -> Iterator[tuple[str, float | None]]:
+    """Line texts in order, each heading run merged into one `(heading, font size)`; every
+    other line comes with size None."""
     index = 0
     while index < len(lines):
-        run = _heading_run(lines, index, scale)
-        if run is None:
+        end = _heading_run(lines, index, body)
+        if end is None:
             yield lines[index].text, None
             index += 1
         else:
-            end, level = run
-            yield reduce(_join, (line.text for line in lines[index:end])), level
+            yield reduce(_join, (line.text for line in lines[index:end])), lines[index].size
             index = end
+
+
+def _levels(pages: list[list[tuple[str, float | None]]]) -> dict[float, int]:
+    """Heading levels by size rank among the headings found: the largest is level 1."""
+    sizes = {size for blocks in pages for _, size in blocks if size is not None}
+    return {size: min(rank, 6) for rank, size in enumerate(sorted(sizes, reverse=True), 1)}
 
 
 def _same_type(line: PdfLine, other: PdfLine) -> bool:
@@ -228,14 +229,17 @@ def parse_pdf(data: bytes) -> ParsedDocument:
     password-protected files and for PDFs without text.
     """
     content = read_pdf(data)
-    pages = _body_lines(content.pages)
-    scale = _type_scale(pages)
+    lines = _body_lines(content.pages)
+    body = _body_type(lines)
+    pages = [list(_blocks(page, body)) for page in lines]
+    levels = _levels(pages)
     outline = _outline_titles(content)
     builder = SectionBuilder(MEDIA_TYPE)
     first_heading: str | None = None
-    for number, lines in enumerate(pages, start=1):
+    for number, blocks in enumerate(pages, start=1):
         kept: list[str] = []
-        for text, styled in _blocks(lines, scale):
+        for text, size in blocks:
+            styled = levels[size] if size is not None else None
             level = outline.pop(clean_heading(text).lower(), styled) if text else None
             if level is None:
                 kept.append(text)

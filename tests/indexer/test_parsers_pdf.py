@@ -38,7 +38,7 @@ def _body(*lines: str) -> list[Line]:
     return [(line, BODY, 10) for line in lines]
 
 
-def test_pdf_headings_come_from_font_size_and_bold_with_levels_by_size() -> None:
+def test_pdf_headings_come_from_font_size_and_bold_with_levels_by_heading_size() -> None:
     pages = [
         [
             ("Field Guide", BOLD, 20),
@@ -116,9 +116,11 @@ def test_pdf_chinese_text_with_a_heading() -> None:
     )
 
 
-def test_pdf_drop_cap_joins_its_word_and_is_not_a_heading() -> None:
+def test_pdf_drop_cap_joins_its_word_and_takes_no_heading_level() -> None:
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer)
+    pdf.setFont("Times-Bold", 16)
+    pdf.drawString(72, 770, "Boots")
     pdf.setFont("Times-Roman", 34)
     pdf.drawString(72, 712, "T")
     pdf.setFont("Times-Roman", 10)
@@ -129,7 +131,8 @@ def test_pdf_drop_cap_joins_its_word_and_is_not_a_heading() -> None:
     pdf.save()
     doc = parse_bytes(buffer.getvalue(), "nut.pdf")
     assert doc.text == (
+        "# Boots\n\n"
         "The Boots self-locking nut is of one piece, all-metal construction designed to hold"
         " tight despite severe vibration and heat."
     )
-    assert [s.kind for s in doc.sections] == ["text"]
+    assert [s.kind for s in doc.sections] == ["heading", "text"]
