@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
@@ -136,3 +137,13 @@ def test_pdf_drop_cap_joins_its_word_and_takes_no_heading_level() -> None:
         " tight despite severe vibration and heat."
     )
     assert [s.kind for s in doc.sections] == ["heading", "text"]
+
+
+def test_pdf_parses_from_many_threads_at_once() -> None:
+    # PDFium is not thread-safe; ingest parses in worker threads.
+    pages = [_body(f"Page {n} is about boots and laces.") for n in range(1, 6)]
+    data = _pdf(pages)
+    expected = parse_bytes(data, "boots.pdf").text
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        texts = list(pool.map(lambda _: parse_bytes(data, "boots.pdf").text, range(16)))
+    assert texts == [expected] * 16
