@@ -2,7 +2,9 @@
 
 Hard line wraps and hyphenation are joined, drop caps re-attached, lines repeated at the top
 or bottom of most pages (running headers, footers, page numbers) dropped. Headings come from
-the document outline and from type: short lines set larger than the body text, or all bold.
+the document outline and from type: short lines set larger than the body text, or set all in
+bold or italic at body size apart from the paragraphs around them. Tables are not recognised:
+their cells arrive as lines of text.
 """
 
 from __future__ import annotations
@@ -224,7 +226,8 @@ def parse_pdf(data: bytes) -> ParsedDocument:
     """Parse a PDF; each page yields re-flowed paragraphs and headings with `page`.
 
     Headings are outline entries found on the page, and short runs of lines set larger than
-    the body text or all in bold (larger sizes give higher levels). The title is the document
+    the body text or emphasised at body size (larger sizes give higher levels). The title is
+    the document
     information title, else the first heading. Raises `ParseError` for corrupt or
     password-protected files and for PDFs without text.
     """
