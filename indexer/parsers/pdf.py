@@ -227,9 +227,8 @@ def parse_pdf(data: bytes) -> ParsedDocument:
 
     Headings are outline entries found on the page, and short runs of lines set larger than
     the body text or emphasised at body size (larger sizes give higher levels). The title is
-    the document
-    information title, else the first heading. Raises `ParseError` for corrupt or
-    password-protected files and for PDFs without text.
+    the document information title, else the first heading. Raises `ParseError` for corrupt
+    or password-protected files and for PDFs without text.
     """
     content = read_pdf(data)
     lines = _body_lines(content.pages)
