@@ -48,7 +48,12 @@ _ERROR_TYPES = {
     409: "conflict_error",
     429: "rate_limit_error",
 }
-_FINISH_REASONS = {"stop": "stop", "length": "length", "sensitive": "content_filter"}
+_FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "model_context_window_exceeded": "length",
+    "sensitive": "content_filter",
+}
 _FILTER_DOC = (
     "Metadata filter: {field: value} or operators $eq $ne $in $gt $gte $lt $lte combined "
     "with $and/$or. Fields: source, title, media_type, document_id or any metadata key."

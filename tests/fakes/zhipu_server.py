@@ -31,22 +31,41 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 EMBEDDING_LIMITS = {"embedding-3": 3072, "embedding-2": 512}
+# The docs bound a request's whole input array (8K tokens); what Zhipu answers past it is
+# not documented, so the fake answers 1214 (parameter invalid), one of the plausible codes.
+EMBEDDING_ARRAY_TOKENS = 8192
 EMBEDDING_DIMENSIONS = (256, 512, 1024, 2048)
-CHAT_MODELS = {"glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-flash", "glm-4-plus", "glm-4-long"}
+# model: (context window, max output tokens), from the docs' GLM-4.6 guide and Dify's
+# zhipuai model files; written out here, not imported, so the client's table is tested.
+CHAT_MODELS = {
+    "glm-4.6": (200_000, 131_072),
+    "glm-4.5": (131_072, 98_304),
+    "glm-4.5-air": (131_072, 98_304),
+    "glm-4.5-flash": (131_072, 98_304),
+    "glm-4-plus": (131_072, 4_095),
+    "glm-4-long": (1_048_576, 4_095),
+}
 THINKING_MODELS = {"glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-flash"}
 
 MESSAGES = {
     "1001": "Header中未收到Authorization参数，无法进行身份验证。",
     "1002": "Authorization Token非法，请确认Authorization Token正确传递。",
+    "1110": "您的账户当前处于非活动状态。请检查账户信息",
+    "1111": "您的账户不存在",
+    "1112": "您的账户已被锁定，请联系客服解锁",
     "1113": "您的账户已欠费，请充值后重试。",
+    "1120": "无法成功访问您的账户，请稍后重试",
+    "1121": "账户存违规行为，账号已被锁定",
     "1210": "API 调用参数有误，请检查文档。",
     "1211": "模型不存在，请检查模型代码。",
     "1214": "输入参数非法",
+    "1220": "您无权访问该模型",
     "1234": "网络错误，错误id：fake，请联系客服",
     "1261": "Prompt 超长",
     "1301": "系统检测到输入或生成内容可能包含不安全或敏感内容，请您避免输入易产生敏感内容。",
     "1302": "您当前使用该API的并发数过高，请降低并发，或联系客服增加限额。",
-    "1305": "当前API请求过多，请稍后重试。",
+    "1305": "该 API 已触发流量限制",
+    "1312": "该模型当前访问量过大，请您稍后再试",
 }
 
 _WORD = re.compile(r"[a-z0-9]+|[\u2e80-\U0002ffff]")
@@ -147,7 +166,12 @@ class FakeState:
     wrong_count_next: int = 0
     wrong_dimension_next: int = 0
     finish_reason_next: str | None = None
+    # Not documented for the chat stream, but the official SDK's stream parser raises on one
+    # (z-ai-sdk-python src/zai/core/_streaming.py); off unless a test asks for it.
     inband_error_next: dict[str, str] | None = None
+    embedding_array_tokens: int = EMBEDDING_ARRAY_TOKENS
+    unavailable_models: set[str] = field(default_factory=set)  # answered with 1211
+    context_windows: dict[str, int] = field(default_factory=dict)  # overrides, to test limits
     requests: list[RecordedRequest] = field(default_factory=list)
     max_in_flight: int = 0
     in_flight: int = 0
@@ -166,6 +190,9 @@ class FakeState:
             self.malformed_json_next = self.wrong_count_next = self.wrong_dimension_next = 0
             self.finish_reason_next = None
             self.inband_error_next = None
+            self.embedding_array_tokens = EMBEDDING_ARRAY_TOKENS
+            self.unavailable_models = set()
+            self.context_windows = {}
             self.requests = []
             self.max_in_flight = 0
             self._faults = []
@@ -293,13 +320,15 @@ def _check_auth(header: str | None, key: str) -> None:
 
 def _embeddings(state: FakeState, body: dict[str, Any]) -> Response:
     model = body.get("model")
-    _require(model in EMBEDDING_LIMITS, "1211")
+    _require(model in EMBEDDING_LIMITS and model not in state.unavailable_models, "1211")
     texts = body.get("input")
     texts = [texts] if isinstance(texts, str) else texts
     _require(isinstance(texts, list) and 0 < len(texts) <= 64, message="input: 1 to 64 items")
     _require(all(isinstance(t, str) and t for t in texts), message="input must be text")
     limit = EMBEDDING_LIMITS[model]
     _require(all(fake_tokens(t) <= limit for t in texts), message=f"input over {limit} tokens")
+    total = sum(fake_tokens(t) for t in texts)
+    _require(total <= state.embedding_array_tokens, message="input 数组总长度超过限制")
     if model == "embedding-3":
         dims = body.get("dimensions", 2048)
         _require(dims in EMBEDDING_DIMENSIONS, message="dimensions must be 256/512/1024/2048")
@@ -340,8 +369,8 @@ def _rerank(body: dict[str, Any]) -> dict[str, Any]:
         "id": "fake-rerank",
         "request_id": "fake",
         "created": int(time.time()),
-        # Input order, not sorted: clients must sort by score themselves.
-        "results": [{"index": i, "relevance_score": scores[i]} for i in sorted(keep)],
+        # Best first, as the real API answers.
+        "results": [{"index": i, "relevance_score": scores[i]} for i in keep],
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
 
@@ -381,7 +410,9 @@ class ChatAnswer:
 
 def _chat(state: FakeState, body: dict[str, Any]) -> ChatAnswer:
     model = body.get("model")
-    _require(model in CHAT_MODELS, "1211")
+    _require(model in CHAT_MODELS and model not in state.unavailable_models, "1211")
+    window, max_output = CHAT_MODELS[model]
+    window = state.context_windows.get(model, window)
     messages = body.get("messages")
     _require(isinstance(messages, list) and bool(messages), message="messages is empty")
     _require(
@@ -394,15 +425,24 @@ def _chat(state: FakeState, body: dict[str, Any]) -> ChatAnswer:
     stop = body.get("stop")
     _require(stop is None or (isinstance(stop, list) and len(stop) <= 1), message="stop: 1 item")
     temperature = body.get("temperature")
-    _require(temperature is None or 0.01 <= temperature <= 0.99, message="temperature range")
+    _require(temperature is None or 0.0 <= temperature <= 1.0, message="temperature: 0-1")
     thinking = body.get("thinking")
     _require(thinking is None or model in THINKING_MODELS, "1210", "model does not think")
     thinks = model in THINKING_MODELS and (thinking or {}).get("type") != "disabled"
+    max_tokens = body.get("max_tokens")
+    _require(
+        max_tokens is None or (isinstance(max_tokens, int) and 1 <= max_tokens <= max_output),
+        "1210",
+        f"max_tokens 参数非法 (1-{max_output})",
+    )
+    prompt_tokens = sum(fake_tokens(m["content"]) for m in messages)
+    _require(prompt_tokens <= window, "1261")
     content = fake_answer(messages)
     finish = "stop"
-    max_tokens = body.get("max_tokens")
-    if isinstance(max_tokens, int) and fake_tokens(content) > max_tokens:
-        content, finish = content[: max_tokens * 4], "length"
+    room = window - prompt_tokens
+    if isinstance(max_tokens, int) and fake_tokens(content) > min(max_tokens, room):
+        finish = "length" if max_tokens <= room else "model_context_window_exceeded"
+        content = content[: min(max_tokens, room) * 4]
     forced = state.finish_reason_next
     state.finish_reason_next = None
     inband, state.inband_error_next = state.inband_error_next, None
@@ -411,7 +451,7 @@ def _chat(state: FakeState, body: dict[str, Any]) -> ChatAnswer:
         content="" if forced == "sensitive" else content,
         reasoning="Looking for the answer in source [1]." if thinks else "",
         finish_reason=forced or finish,
-        prompt_tokens=sum(fake_tokens(m["content"]) for m in messages),
+        prompt_tokens=prompt_tokens,
         inband_error=inband,
     )
 
@@ -424,7 +464,6 @@ async def _sse(state: FakeState, answer: ChatAnswer) -> AsyncIterator[bytes]:
     cut, abort, state._cut_after = state._cut_after, state._cut_abort, None
     stall, state._stall_after = state._stall_after, None
     try:
-        yield b": keep-alive\n\n"
         for i, chunk in enumerate(_chunks(answer)):
             if i == cut:
                 if abort:
@@ -450,6 +489,8 @@ def _chunks(answer: ChatAnswer) -> Iterator[dict[str, Any]]:
         if answer.inband_error is not None and i == 1:
             yield {"error": answer.inband_error}
             return
+        if answer.finish_reason == "network_error" and i == 1:
+            break  # inference failed mid-answer: the stream ends with that finish_reason
         yield chunk({"role": "assistant", "content": piece})
         if i == 0:
             yield {"id": "fake-chat", "created": 0, "model": answer.model, "choices": []}
