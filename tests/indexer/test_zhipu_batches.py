@@ -77,7 +77,7 @@ async def test_single_input_refused_as_too_long_is_reported(
 ) -> None:
     fake_zhipu.embedding_array_tokens = 10
     embedder = ZhipuEmbedder.from_settings(zhipu_settings, dimensions=256)
-    with pytest.raises(ProviderRejected, match="Zhipu rejected a request parameter.*1214"):
+    with pytest.raises(ProviderRejected, match=r"Zhipu rejected a request parameter.*1214"):
         await embedder.embed_documents(["a text longer than ten tokens, by the fake's count"])
     await embedder.aclose()
     assert len(fake_zhipu.calls("/embeddings")) == 1

@@ -164,7 +164,7 @@ async def test_long_prompt_read_timeout_is_not_resent(
     )
     chat = ZhipuChatModel.from_settings(settings, sleep=recorded_sleep)
     options = ChatOptions(model="glm-4.6")
-    with pytest.raises(ProviderTimeout, match="not re-sent.*may already be processing") as info:
+    with pytest.raises(ProviderTimeout, match=r"not re-sent.*may already be processing") as info:
         if stream:
             async with aclosing(chat.stream(LONG_PROMPT, options)) as deltas:
                 _ = [delta async for delta in deltas]

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from indexer.collections import create_collection
 from fastapi.testclient import TestClient
 
+from indexer.collections import create_collection
 from indexer.errors import PayloadTooLarge, ProviderModelUnavailable, ProviderRejected
 from indexer.index import Index
 from indexer.ingest import Ingestor, SourceItem
