@@ -1,9 +1,12 @@
 """A fake Zhipu BigModel server: the real request/response shapes, fault switches, a record.
 
 `FakeZhipu` runs a Starlette app under uvicorn on 127.0.0.1 (a real socket) in a background
-thread. It validates requests the way the real API does (bearer key, model names, batch and
-length limits), answers deterministically, records every request and measures how many were
-in flight at once. Fault switches make the next answers fail in the ways Zhipu fails.
+thread. It validates requests the way the real API does (bearer key, model names and 1211 for
+unknown ones, batch, per-input and whole-array token limits, each chat model's `max_tokens`
+and context window, temperature 0-1), answers deterministically (rerank results best first;
+a chat stream without keep-alive comments, a failure mid-stream as a `finish_reason`),
+records every request and measures how many were in flight at once. Fault switches make the
+next answers fail in the ways Zhipu fails.
 
 Run it in the foreground for manual testing or benchmarks:
 
@@ -551,8 +554,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--api-key", default="test-id.test-secret")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds added to every reply")
+    parser.add_argument(
+        "--array-tokens",
+        type=int,
+        default=EMBEDDING_ARRAY_TOKENS,
+        help="most tokens in one /embeddings request (raise it to replay older clients)",
+    )
     args = parser.parse_args(argv)
-    state = FakeState(api_key=args.api_key, delay_seconds=args.delay)
+    state = FakeState(
+        api_key=args.api_key,
+        delay_seconds=args.delay,
+        embedding_array_tokens=args.array_tokens,
+    )
     print(f"fake Zhipu on http://{args.host}:{args.port}/api/paas/v4", flush=True)
     uvicorn.run(
         create_app(state), host=args.host, port=args.port, log_level="warning", access_log=False
