@@ -34,6 +34,9 @@ LONG_PROMPT_TOKENS = 32_000
 # Extra read-timeout seconds per prompt token: ~1 s per 4K tokens puts a 1M-token prompt at
 # the SDK's 300 s (z-ai-sdk-python `ZAI_DEFAULT_TIMEOUT`).
 _SECONDS_PER_PROMPT_TOKEN = 1 / 4000
+# Codes by which Zhipu refuses a model to this account: unknown model, no permission, not in
+# the plan.
+_MODEL_REFUSED = frozenset({"1211", "1220", "1311"})
 
 
 class ZhipuChatModel:
@@ -195,15 +198,11 @@ class ZhipuChatModel:
             self.long_model: "RAGSEARCH_ZHIPU_LONG_CHAT_MODEL",
             self.model: "RAGSEARCH_ZHIPU_CHAT_MODEL",
         }.get(model, "the requested model")
-        if isinstance(exc, ProviderModelUnavailable):
+        if isinstance(exc, ProviderModelUnavailable) and exc.provider_code in _MODEL_REFUSED:
+            hint = " with a long context window, e.g. glm-4.6 (200K)"
             error: ProviderError = ProviderModelUnavailable(
                 f"Zhipu does not serve {model} to this account ({exc.message}); set {setting} "
-                "to a model your account has"
-                + (
-                    " with a long context window, e.g. glm-4.6 (200K)"
-                    if model == self.long_model
-                    else ""
-                )
+                f"to a model your account has{hint if model == self.long_model else ''}"
             )
         elif exc.provider_code == "1261":
             window = self.limits(model).context_window

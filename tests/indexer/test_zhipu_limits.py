@@ -118,6 +118,17 @@ async def test_long_model_not_served_names_the_setting_to_change(
     assert len(fake_zhipu.requests) == 1
 
 
+async def test_chat_model_outside_the_plan_names_the_chat_model_setting(
+    fake_zhipu: FakeZhipu, zhipu_settings: Settings
+) -> None:
+    fake_zhipu.fail_next(1, status=403, code="1311", path="/chat/completions")
+    chat = ZhipuChatModel.from_settings(zhipu_settings)
+    with pytest.raises(ProviderModelUnavailable, match="set RAGSEARCH_ZHIPU_CHAT_MODEL to a"):
+        await chat.complete(PROMPT, ChatOptions(model="glm-4.6"))
+    await chat.aclose()
+    assert len(fake_zhipu.requests) == 1
+
+
 async def test_long_chat_model_setting_names_another_model(
     fake_zhipu: FakeZhipu, zhipu_settings: Settings
 ) -> None:
