@@ -14,9 +14,9 @@ from indexer.errors import PayloadTooLarge, ProviderModelUnavailable, ProviderRe
 from indexer.index import Index
 from indexer.ingest import Ingestor, SourceItem
 from indexer.settings import Settings
-from service.app import create_app
-from service.engine import Engine
-from service.records import AnswerRequest, SearchRequest
+from service.http.app import create_app
+from service.query.engine import Engine
+from service.query.records import AnswerRequest, SearchRequest
 from tests.fakes.zhipu_server import FakeZhipu
 
 DOCS = {
