@@ -10,7 +10,8 @@ import pytest
 from indexer.errors import ProviderRejected
 from indexer.providers.zhipu import ZhipuEmbedder, estimate_tokens, token_batches
 from indexer.settings import Settings
-from tests.fakes.zhipu_server import FakeZhipu, fake_tokens
+from tests.fakes.zhipu_content import fake_tokens
+from tests.fakes.zhipu_server import FakeZhipu
 
 if TYPE_CHECKING:
     from tests.fakes.fixtures import RecordedSleep

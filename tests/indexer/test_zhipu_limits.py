@@ -14,7 +14,8 @@ from indexer.providers.base import ChatDelta, ChatMessage, ChatOptions
 from indexer.providers.zhipu import ZhipuChatModel
 from indexer.providers.zhipu_models import CHAT_MODELS, chat_limits
 from indexer.settings import Settings
-from tests.fakes.zhipu_server import FakeZhipu, fake_tokens
+from tests.fakes.zhipu_content import fake_tokens
+from tests.fakes.zhipu_server import FakeZhipu
 
 if TYPE_CHECKING:
     from tests.fakes.fixtures import RecordedSleep
