@@ -351,19 +351,15 @@ class ZhipuTransport:
         if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
             return _Retryable(ProviderTimeout("Zhipu did not answer in time (connect timeout)"))
         if isinstance(exc, httpx.TimeoutException):
-            error = ProviderTimeout(
-                f"Zhipu did not answer within {timeout.read:g} s (read timeout)"
-            )
+            message = f"Zhipu did not answer within {timeout.read:g} s (read timeout)"
             if resend:
-                return _Retryable(error)
+                return _Retryable(ProviderTimeout(message))
             # The request reached Zhipu, which may be working on it and will bill it: sending
             # it again could pay twice for one long prompt.
-            error.message += (
-                "; not re-sent, since Zhipu may already be processing (and billing) it. "
-                "Raise RAGSEARCH_ZHIPU_LONG_TIMEOUT_SECONDS for very long prompts"
+            return ProviderTimeout(
+                f"{message}; not re-sent, since Zhipu may already be processing (and billing) "
+                "it. Raise RAGSEARCH_ZHIPU_LONG_TIMEOUT_SECONDS for very long prompts"
             )
-            error.args = (error.message,)
-            return error
         if isinstance(exc, httpx.TransportError):
             return _Retryable(
                 ProviderUnavailable(f"cannot reach Zhipu at {self.base_url} ({type(exc).__name__})")
