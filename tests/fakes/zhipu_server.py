@@ -103,11 +103,14 @@ class FakeState:
     _cut_abort: bool = False
     _stall_after: int | None = None
     _stall_seconds: float = 0.0
+    generation: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
-        """Forget requests and clear every fault switch (the key stays)."""
+        """Forget requests and clear every fault switch (the key stays). A request still in
+        flight from before (a client that timed out) no longer sees the switches."""
         with self._lock:
+            self.generation += 1
             self.delay_seconds = 0.0
             self.shuffle_data = True
             self.malformed_json_next = self.wrong_count_next = self.wrong_dimension_next = 0
@@ -190,11 +193,14 @@ def create_app(state: FakeState) -> Starlette:
             body = json.loads(raw)
         except ValueError:
             body = None
+        generation = state.generation
         state._enter(RecordedRequest(request.url.path, dict(request.headers), body))
         streaming = False
         try:
             if state.delay_seconds:
                 await asyncio.sleep(state.delay_seconds)
+            if generation != state.generation:
+                raise FakeError(503, "1234")  # its client is gone; leave the new switches be
             fault = state._next_fault(request.url.path)
             if fault is not None:
                 return _fault_response(fault)
