@@ -9,6 +9,7 @@ import faiss
 from indexer.index import Index
 from indexer.providers.base import ChatModel, Reranker
 from indexer.providers.factory import EmbedderCache
+from indexer.providers.zhipu_models import chat_limits
 from indexer.settings import Settings
 from service.query.answer import AnswerContext, answer, answer_events
 from service.query.records import AnswerRequest, SearchRequest, SearchResult
@@ -75,8 +76,10 @@ class Engine:
             chat=self.chat,
             chat_model=settings.zhipu_chat_model,
             long_model=settings.zhipu_long_chat_model,
-            chat_window=settings.chat_context_window,
-            long_window=settings.long_context_window,
+            chat_window=settings.chat_context_window
+            or chat_limits(settings.zhipu_chat_model).context_window,
+            long_window=settings.long_context_window
+            or chat_limits(settings.zhipu_long_chat_model).context_window,
             answer_tokens=settings.answer_max_tokens,
             context_tokens=settings.answer_context_tokens,
             min_evidence=settings.min_evidence_score,
