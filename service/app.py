@@ -6,6 +6,7 @@ engine passed in (tests, embedding apps) is used as is and left for its owner to
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -54,9 +55,12 @@ def create_app(
         owned = engine is None
         if owned:
             app.state.engine = Engine(settings)
+        # Models load in the background: /healthz answers at once, /readyz once they are in.
+        loading = asyncio.create_task(asyncio.to_thread(app.state.engine.load_models))
         try:
             yield
         finally:
+            await loading
             if app.state.writer_index is not None:
                 app.state.writer_index.close()
                 app.state.writer_index = None

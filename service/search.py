@@ -65,7 +65,6 @@ async def search(ctx: SearchContext, request: SearchRequest) -> SearchResult:
     catalog: Catalog = ctx.index.catalog
     collection = catalog.get_collection(request.collection)
     condition = compile_filter(request.filter) if request.filter else None
-    embedder = ctx.embedder_for(collection)
     timings: dict[str, float] = {}
     result = SearchResult(hits=[], timings=timings)
 
@@ -92,6 +91,8 @@ async def search(ctx: SearchContext, request: SearchRequest) -> SearchResult:
 
     async def dense() -> list[tuple[int, float]]:
         t0 = time.perf_counter()
+        # Resolved only here: a lexical search never loads a model.
+        embedder = await asyncio.to_thread(ctx.embedder_for, collection)
         embedded = await embedder.embed_query(query)
         timings["embed"] = (time.perf_counter() - t0) * 1000
         result.usage.append(embedded.usage)

@@ -49,9 +49,7 @@ def requested_embedder_spec(
 
 def build_embedder(settings: Settings, spec: EmbedderSpec) -> Embedder:
     if spec.provider == "local":
-        from indexer.providers.local import SentenceTransformerEmbedder
-
-        return SentenceTransformerEmbedder(spec.model, batch_size=settings.embed_batch_size)
+        return _build_local(settings, spec.model)
     if spec.provider == "hashing":
         from indexer.providers.local import HashingEmbedder
 
@@ -65,6 +63,23 @@ def build_embedder(settings: Settings, spec: EmbedderSpec) -> Embedder:
 
         return ZhipuEmbedder.from_settings(settings, model=spec.model, dimensions=spec.dimensions)
     raise InputError(f"unknown embedder provider {spec.provider!r}; use one of {PROVIDERS}")
+
+
+def _build_local(settings: Settings, model: str) -> Embedder:
+    """MiniLM on ONNX Runtime by default; torch for other models or when asked for."""
+    from indexer.providers.onnx_local import MINILM, MINILM_INT8
+
+    if model == MINILM_INT8 or (model == MINILM and settings.local_embedding_runtime == "onnx"):
+        from indexer.providers.onnx_local import OnnxEmbedder
+
+        return OnnxEmbedder(
+            model, cache_dir=settings.model_cache_dir, query_cache_size=settings.query_cache_size
+        )
+    from indexer.providers.local import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(
+        model, batch_size=settings.embed_batch_size, query_cache_size=settings.query_cache_size
+    )
 
 
 class EmbedderCache:

@@ -30,7 +30,8 @@ async def readyz(
     engine: EngineDep,
     principal: PrincipalDep,
 ) -> JSONResponse:
-    """200 when the catalog answers and every collection's saved vectors match its chunks.
+    """200 when the models are loaded, the catalog answers and every collection's saved
+    vectors match its chunks.
 
     Otherwise 503 in the error body (`not_ready`) with the failing `checks`. While an
     ingest is between checkpoints the saved vectors may lag; readers still serve correct
@@ -45,7 +46,19 @@ async def readyz(
     return JSONResponse({**body, "checks": checks}, status_code=503)
 
 
+def _models_check(engine: Engine) -> dict[str, Any]:
+    if not engine.models_loaded.is_set():
+        return {"name": "models", "ok": False, "detail": "loading"}
+    if engine.model_errors:
+        return {"name": "models", "ok": False, "detail": "; ".join(engine.model_errors)}
+    return {"name": "models", "ok": True}
+
+
 def _checks(engine: Engine) -> list[dict[str, Any]]:
+    return [_models_check(engine), *_index_checks(engine)]
+
+
+def _index_checks(engine: Engine) -> list[dict[str, Any]]:
     index = engine.index
     try:
         collections = index.catalog.list_collections()
