@@ -151,34 +151,41 @@ def eval_command(
     from indexer.cli import writing
     from indexer.collections import ensure_collection
     from indexer.ingest import Ingestor
+    from indexer.progress import count_progress, ingest_progress
     from service.query.evaluation import corpus_items, evaluate, load_dataset
 
     dataset = load_dataset(dataset_dir, split)
     name = collection or f"eval-{dataset.name}"
+    show = sys.stderr.isatty()
     chosen = list(modes) or list(MODES)
 
     async def run() -> dict[str, Any]:
         async with engine_for(app.settings) as engine:
             with writing(app.settings) as index:
                 target = ensure_collection(index, engine.embedders, name)
-                ingestor = Ingestor(index, target, engine.embedders.for_collection(target))
-                report = await ingestor.run(corpus_items(dataset))
+                embedder = engine.embedders.for_collection(target)
+                with ingest_progress(enabled=show) as on_progress:
+                    ingestor = Ingestor(index, target, embedder, on_progress=on_progress)
+                    report = await ingestor.run(list(corpus_items(dataset)))
             click.echo(
                 f"corpus: {report.added} added, {report.unchanged} unchanged, "
                 f"{len(report.failed)} failed ({report.seconds:.1f}s)",
                 err=True,
             )
-            return {
-                mode: await evaluate(
-                    engine.search_context,
-                    dataset,
-                    name,
-                    mode,  # type: ignore[arg-type]
-                    limit=limit,
-                    fusion=fusion,  # type: ignore[arg-type]
-                )
-                for mode in chosen
-            }
+            results: dict[str, Any] = {}
+            queries = min(len(dataset.queries), limit or len(dataset.queries))
+            for mode in chosen:
+                with count_progress(f"eval {mode}", queries, enabled=show) as advance:
+                    results[mode] = await evaluate(
+                        engine.search_context,
+                        dataset,
+                        name,
+                        mode,  # type: ignore[arg-type]
+                        limit=limit,
+                        fusion=fusion,  # type: ignore[arg-type]
+                        on_query=advance,
+                    )
+            return results
 
     results = asyncio.run(run())
     if as_json:

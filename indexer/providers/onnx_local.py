@@ -158,6 +158,7 @@ class OnnxEmbedder:
         self.workers = workers or max(1, len(os.sched_getaffinity(0)))
         self.priority = QueryPriority()
         self.query_cache = QueryVectorCache(query_cache_size)
+        self.ingest_steps = 0  # sub-batches embedded so far (progress, tests)
 
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
@@ -171,7 +172,9 @@ class OnnxEmbedder:
 
     def _ingest_step(self, texts: Sequence[str]) -> Vectors:
         self.priority.yield_to_queries()
-        return self._run(texts)
+        vectors = self._run(texts)
+        self.ingest_steps += 1
+        return vectors
 
     async def embed_documents(self, texts: Sequence[str]) -> Embeddings:
         if not texts:
