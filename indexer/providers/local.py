@@ -63,6 +63,9 @@ class SentenceTransformerEmbedder:
     def __init__(
         self, model: str = MINILM, batch_size: int = 64, query_cache_size: int = 1024
     ) -> None:
+        path = _minilm_path(model)
+        if model != MINILM and not Path(path).exists():
+            raise ProviderError(f"local embedding model not found at {path}")
         _require_torch()
         _quiet_offline_hub()
         import torch
@@ -72,9 +75,6 @@ class SentenceTransformerEmbedder:
         # query side sets FAISS to one thread (see service.engine).
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
 
-        path = _minilm_path(model)
-        if model != MINILM and not Path(path).exists():
-            raise ProviderError(f"local embedding model not found at {path}")
         self.model = model
         self._st = SentenceTransformer(path, device="cpu")
         self._batch_size = batch_size

@@ -82,9 +82,9 @@ def test_lexical_search_status_documents_and_keys_load_no_model(
     ]
     code = (
         "import json, sys\n"
-        "from service.cli import main\n"
+        "from service.cli import build_cli\n"
         f"for argv in {commands!r}:\n"
-        f"    main(['--data-dir', {str(settings.data_dir)!r}, *argv], standalone_mode=False)\n"
+        f"    build_cli()(['--data-dir', {str(settings.data_dir)!r}, *argv], standalone_mode=False)\n"
         f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
     )
     result = subprocess.run(
