@@ -60,7 +60,7 @@ def ingest(
     Unchanged files cost nothing on a re-run; changed files replace their chunks.
     Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error.
     """
-    from indexer.collections import ensure_collection
+    from indexer.collections import drop_if_empty, ensure_collection
     from indexer.errors import Conflict
     from indexer.ingest import Ingestor, discover
     from indexer.progress import ingest_progress
@@ -70,7 +70,8 @@ def ingest(
     items = discover(list(paths))
     embedders = EmbedderCache(settings)
     with writing(settings) as index:
-        if index.catalog.find_collection(collection) is None:
+        created = index.catalog.find_collection(collection) is None
+        if created:
             notice_default(settings)
         target = ensure_collection(index, embedders, collection)
         if dimensions is not None and dimensions != target.dimensions:
@@ -85,19 +86,31 @@ def ingest(
             report = asyncio.run(
                 _run_and_close(ingestor, items, paths if sync else None, embedders)
             )
-    if as_json:
-        emit_json(report.as_dict())
-    else:
-        click.echo(
-            f"{collection}: {report.added} added, {report.updated} updated, "
-            f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed; "
-            f"{report.chunks} chunks written, {report.embedded} embedded, {report.reused} reused "
-            f"({report.seconds:.1f}s)"
-        )
-        for failure in report.failed:
-            click.echo(f"failed: {failure.source}: {failure.error}", err=True)
+        if created and (report.failed or report.skipped) and drop_if_empty(index, target):
+            click.echo(
+                f"{collection}: nothing was ingested; the new collection was not kept", err=True
+            )
+    _print_report(collection, report, as_json)
     if report.failed:
         sys.exit(1)
+
+
+def _print_report(collection: str, report: IngestReport, as_json: bool) -> None:
+    """The report as JSON on stdout, or a summary line with failures and skips on stderr."""
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    click.echo(
+        f"{collection}: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed, "
+        f"{len(report.skipped)} skipped; "
+        f"{report.chunks} chunks written, {report.embedded} embedded, {report.reused} reused "
+        f"({report.seconds:.1f}s)"
+    )
+    for failure in report.failed:
+        click.echo(f"failed: {failure.source}: {failure.error}", err=True)
+    for skipped in report.skipped:
+        click.echo(f"skipped: {skipped.source}: {skipped.error}", err=True)
 
 
 async def _run_and_close(
@@ -156,24 +169,7 @@ def documents(app: AppContext, collection: str, as_json: bool) -> None:
         target = index.catalog.get_collection(collection)
         docs = index.catalog.list_documents(target.id)
     if as_json:
-        emit_json(
-            {
-                "documents": [
-                    {
-                        "id": d.id,
-                        "source": d.source,
-                        "title": d.title,
-                        "media_type": d.media_type,
-                        "chunks": d.chunk_count,
-                        "size_bytes": d.size_bytes,
-                        "sha256": d.content_sha256,
-                        "metadata": d.metadata,
-                        "updated_at": d.updated_at,
-                    }
-                    for d in docs
-                ]
-            }
-        )
+        emit_json({"documents": [d.as_dict() for d in docs]})
         return
     for d in docs:
         click.echo(f"{d.id}\t{d.chunk_count} chunks\t{d.title or ''}\t{d.source}")

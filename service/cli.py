@@ -27,10 +27,11 @@ from indexer.cli_context import (
 )
 from indexer.settings import Settings
 from service.http import commands as http_commands
-from service.query.records import FUSIONS, MODES
+from service.query.records import ANSWER_TOP_K, FUSIONS, MODES, SEARCH_TOP_K
 
 if TYPE_CHECKING:
     from service.query.engine import Engine
+    from service.query.evaluation import Dataset
     from service.query.records import Fusion, Mode, SearchResult
 
 __all__ = ["build_cli", "run"]
@@ -50,7 +51,7 @@ async def engine_for(settings: Settings) -> AsyncIterator[Engine]:
 @click.command("search")
 @click.argument("query")
 @click.option("-c", "--collection", required=True, help="Collection to search.")
-@click.option("-k", "--top-k", default=10, show_default=True, help="Results to return.")
+@click.option("-k", "--top-k", default=SEARCH_TOP_K, show_default=True, help="Results to return.")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
@@ -96,7 +97,7 @@ def search_command(
 @click.command("ask")
 @click.argument("question")
 @click.option("-c", "--collection", required=True, help="Collection to answer from.")
-@click.option("-k", "--top-k", default=8, show_default=True, help="Sources to consider.")
+@click.option("-k", "--top-k", default=ANSWER_TOP_K, show_default=True, help="Sources to consider.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
 @reports_errors
@@ -165,48 +166,78 @@ def eval_command(
     Ingests the corpus (unchanged documents are skipped on a re-run), then reports nDCG@10,
     recall@10, recall@100, MRR@10 and latency per mode.
     """
-    from indexer.collections import ensure_collection
-    from indexer.ingest import Ingestor
-    from indexer.progress import count_progress, ingest_progress
-    from service.query.evaluation import corpus_items, evaluate, load_dataset
+    from service.query.evaluation import load_dataset
 
     dataset = load_dataset(dataset_dir, split)
     name = collection or f"eval-{dataset.name}"
-    show = sys.stderr.isatty()
     chosen = list(modes) or list(MODES)
+    show = sys.stderr.isatty()
 
     async def run() -> dict[str, Any]:
         async with engine_for(app.settings) as engine:
-            with writing(app.settings) as index:
-                target = ensure_collection(index, engine.embedders, name)
-                embedder = engine.embedders.for_collection(target)
-                with ingest_progress(enabled=show) as on_progress:
-                    ingestor = Ingestor(index, target, embedder, on_progress=on_progress)
-                    report = await ingestor.run(list(corpus_items(dataset)))
-            click.echo(
-                f"corpus: {report.added} added, {report.unchanged} unchanged, "
-                f"{len(report.failed)} failed ({report.seconds:.1f}s)",
-                err=True,
-            )
-            results: dict[str, Any] = {}
-            queries = min(len(dataset.queries), limit or len(dataset.queries))
-            for mode in chosen:
-                with count_progress(f"eval {mode}", queries, enabled=show) as advance:
-                    results[mode] = await evaluate(
-                        engine.search_context,
-                        dataset,
-                        name,
-                        mode,
-                        limit=limit,
-                        fusion=fusion,
-                        on_query=advance,
-                    )
-            return results
+            await _ingest_corpus(app.settings, engine, dataset, name, show)
+            return await _score_modes(engine, dataset, name, chosen, limit, fusion, show)
 
     results = asyncio.run(run())
     if as_json:
         emit_json(results)
-        return
+    else:
+        _print_scores(results)
+
+
+async def _ingest_corpus(
+    settings: Settings, engine: Engine, dataset: Dataset, name: str, show: bool
+) -> None:
+    """Fill (or refresh) the evaluation collection, with the ingest bar on stderr."""
+    from indexer.collections import ensure_collection
+    from indexer.ingest import Ingestor
+    from indexer.progress import ingest_progress
+    from service.query.evaluation import corpus_items
+
+    with writing(settings) as index:
+        target = ensure_collection(index, engine.embedders, name)
+        embedder = engine.embedders.for_collection(target)
+        with ingest_progress(enabled=show) as on_progress:
+            ingestor = Ingestor(index, target, embedder, on_progress=on_progress)
+            report = await ingestor.run(list(corpus_items(dataset)))
+    click.echo(
+        f"corpus: {report.added} added, {report.unchanged} unchanged, "
+        f"{len(report.failed)} failed ({report.seconds:.1f}s)",
+        err=True,
+    )
+
+
+async def _score_modes(
+    engine: Engine,
+    dataset: Dataset,
+    name: str,
+    modes: list[Mode],
+    limit: int | None,
+    fusion: Fusion | None,
+    show: bool,
+) -> dict[str, Any]:
+    """Each mode's scores, with a bar over its queries on stderr."""
+    from indexer.progress import count_progress
+    from service.query.evaluation import evaluate
+
+    results: dict[str, Any] = {}
+    queries = min(len(dataset.queries), limit or len(dataset.queries))
+    for mode in modes:
+        with count_progress(f"eval {mode}", queries, enabled=show) as advance:
+            results[mode] = await evaluate(
+                engine.search_context,
+                dataset,
+                name,
+                mode,
+                limit=limit,
+                fusion=fusion,
+                on_query=advance,
+            )
+    return results
+
+
+def _print_scores(results: dict[str, Any]) -> None:
+    """One row per mode: nDCG@10, recall@10/100, MRR@10 and latency percentiles."""
     headers = ("nDCG@10", "R@10", "R@100", "MRR@10", "p50 ms", "p95 ms")
     click.echo(f"{'mode':<8} " + " ".join(f"{h:>8}" for h in headers))
     for mode, m in results.items():

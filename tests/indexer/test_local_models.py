@@ -14,6 +14,8 @@ from indexer.providers.onnx_local import MINILM_INT8, OnnxEmbedder, QueryPriorit
 from indexer.providers.query_cache import QueryVectorCache
 from indexer.providers.zhipu import estimate_tokens
 
+pytestmark = pytest.mark.slow  # loads the real MiniLM model
+
 
 @pytest.fixture(scope="module")
 def minilm(tmp_path_factory: pytest.TempPathFactory) -> OnnxEmbedder:

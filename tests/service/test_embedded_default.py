@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from indexer.catalog import CollectionSpec
@@ -19,6 +20,8 @@ from indexer.settings import Settings
 from service.http.app import create_app
 from service.query.engine import Engine
 from tests.conftest import Cli
+
+pytestmark = pytest.mark.slow  # loads the real MiniLM model
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "onnxruntime", "sentence_transformers", "transformers")
@@ -80,11 +83,12 @@ def test_lexical_search_status_documents_and_keys_load_no_model(
         ["documents", "--collection", "docs", "--json"],
         ["keys", "list"],
     ]
+    data_dir = str(settings.data_dir)
     code = (
         "import json, sys\n"
         "from service.cli import build_cli\n"
         f"for argv in {commands!r}:\n"
-        f"    build_cli()(['--data-dir', {str(settings.data_dir)!r}, *argv], standalone_mode=False)\n"
+        f"    build_cli()(['--data-dir', {data_dir!r}, *argv], standalone_mode=False)\n"
         f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
     )
     result = subprocess.run(
