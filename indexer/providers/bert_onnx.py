@@ -9,6 +9,7 @@ written once and cached (see `indexer.providers.onnx_local`); optionally int8-qu
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,13 +182,23 @@ def quantize_int8(source: Path, target: Path) -> None:
     """Dynamic int8 quantisation of the matrix products (embedding tables stay float)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # Only products with a weight matrix: quantising attention's activation x activation
-    # products costs far more accuracy than it saves time. Per-channel scales keep the rest.
-    quantize_dynamic(
-        str(source),
-        str(target),
-        op_types_to_quantize=["MatMul"],
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        extra_options={"MatMulConstBOnly": True},
-    )
+    # The quantiser logs advice through the root logger, which would also install a stderr
+    # handler on it: a null handler and a raised level hold both off for the call.
+    root = logging.getLogger()
+    quiet, level = logging.NullHandler(), root.level
+    root.addHandler(quiet)
+    root.setLevel(logging.ERROR)
+    try:
+        # Only products with a weight matrix: quantising attention's activation x activation
+        # products costs far more accuracy than it saves time. Per-channel scales keep the rest.
+        quantize_dynamic(
+            str(source),
+            str(target),
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            extra_options={"MatMulConstBOnly": True},
+        )
+    finally:
+        root.removeHandler(quiet)
+        root.setLevel(level)
