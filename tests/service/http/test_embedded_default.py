@@ -23,7 +23,7 @@ from tests.conftest import Cli
 
 pytestmark = pytest.mark.slow  # loads the real MiniLM model
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HEAVY = ("torch", "onnxruntime", "sentence_transformers", "transformers")
 
 
