@@ -95,10 +95,21 @@ def part_query(queries: list[str], rounds: int) -> dict[str, float]:
 
         return run
 
+    import torch
+
+    cores = max(1, len(os.sched_getaffinity(0)))
+
+    def torch_with(threads: int) -> Callable[[str], Any]:
+        def embed(q: str) -> Any:
+            torch.set_num_threads(threads)
+            return st.encode([q], normalize_embeddings=True, show_progress_bar=False)
+
+        return embed
+
     peers = {
-        "torch (sentence-transformers)": timed(
-            lambda q: st.encode([q], normalize_embeddings=True, show_progress_bar=False)
-        ),
+        # As the torch embedder runs (all cores), and on one thread as the ONNX session does.
+        "torch (sentence-transformers)": timed(torch_with(cores)),
+        "torch, 1 thread": timed(torch_with(1)),
         "onnx float": timed(onnx[MINILM].embed_query_sync),
         "onnx int8": timed(onnx[MINILM_INT8].embed_query_sync),
     }
@@ -148,7 +159,9 @@ def part_ingest(texts: list[str], rounds: int) -> dict[str, float]:
 @contextlib.contextmanager
 def server(data_dir: Path, runtime: str) -> Iterator[str]:
     port = free_port()
+    # The query cache off: every round repeats the same queries, which it would answer.
     env = {**clean_env(), "RAGSEARCH_LOCAL_EMBEDDING_RUNTIME": runtime}
+    env["RAGSEARCH_QUERY_CACHE_SIZE"] = "0"
     proc = subprocess.Popen(
         [sys.executable, "-c", SERVER_CODE, str(data_dir), str(port)], cwd=ROOT, env=env
     )
