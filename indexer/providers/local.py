@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import os
 import re
 import threading
@@ -36,10 +37,11 @@ def _quiet_offline_hub() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    # Typed as Any: transformers comes with the optional `torch` extra, so type checks run
+    # with and without it installed.
+    hf_logging: Any = importlib.import_module("transformers.utils.logging")
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 def _minilm_path(model: str) -> str:
