@@ -29,6 +29,13 @@ DATA = Path(__file__).parent / "data"
 INGEST_DATA = DATA / "ingest"
 
 
+# Starlette's TestClient calls itself `testserver`: a public origin for every test, so keyless
+# requests pass the open-mode Host check as requests to localhost do. Tests of that check set
+# `public_origins` themselves (init arguments beat the environment).
+TEST_PUBLIC_ORIGINS = '["http://testserver"]'
+os.environ["RAGSEARCH_PUBLIC_ORIGINS"] = TEST_PUBLIC_ORIGINS  # session fixtures too
+
+
 @pytest.fixture(scope="session")
 def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One ONNX model cache for the whole session: MiniLM is written to ONNX once."""
@@ -45,6 +52,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, model_cache_dir: Path
         if name.startswith("RAGSEARCH_") or name == "ZHIPUAI_API_KEY":
             monkeypatch.delenv(name)
     monkeypatch.setenv("RAGSEARCH_MODEL_CACHE_DIR", str(model_cache_dir))
+    monkeypatch.setenv("RAGSEARCH_PUBLIC_ORIGINS", TEST_PUBLIC_ORIGINS)
 
 
 POSTGRES_ADMIN_URL = os.environ.get(
