@@ -240,6 +240,7 @@ class Ingestor:
         self._files_total = len(items) if isinstance(items, Sized) else None
         try:
             for item in items:
+                self._files_done += 1
                 if item.skip is not None:
                     self.report.skipped.append(FailedSource(item.source, item.skip))
                     continue
@@ -247,7 +248,6 @@ class Ingestor:
                 # Parsing and writing run in a worker thread: a server ingesting an upload
                 # keeps answering other requests meanwhile.
                 await asyncio.to_thread(self._prepare, item, existing.get(item.source))
-                self._files_done += 1
                 self._progress()
                 if self._pending_chunks >= _GROUP_CHUNKS:
                     await self._flush()

@@ -57,7 +57,7 @@ class Engine:
         self.index = Index(settings)
         self.embedders = EmbedderCache(settings)
         self.models_loaded = threading.Event()
-        self.model_errors: list[str] = []
+        self.model_errors: dict[str, str] = {}  # collection name -> why its model did not load
         self.reranker = (
             reranker if reranker is not None or not build_models else build_reranker(settings)
         )
@@ -99,7 +99,7 @@ class Engine:
                 try:
                     self.embedders.for_collection(collection)
                 except RagsearchError as exc:
-                    self.model_errors.append(f"{collection.name}: {exc.message}")
+                    self.model_errors[collection.name] = exc.message
         finally:
             self.models_loaded.set()
 
