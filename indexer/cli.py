@@ -23,6 +23,13 @@ from indexer.cli_context import (
     reports_errors,
     writing,
 )
+from indexer.json_values import MAX_ID
+from indexer.records import (
+    MAX_CHUNK_TOKENS,
+    MAX_DIMENSIONS,
+    MAX_OVERLAP_SENTENCES,
+    MIN_CHUNK_TOKENS,
+)
 
 if TYPE_CHECKING:
     from indexer.ingest import Ingestor, SourceItem
@@ -45,7 +52,7 @@ __all__ = ["COMMANDS", "run"]
 )
 @click.option(
     "--dimensions",
-    type=int,
+    type=click.IntRange(1, MAX_DIMENSIONS),
     default=None,
     help="Expected vector size; refused if the collection was created with another.",
 )
@@ -197,7 +204,9 @@ def documents(app: AppContext, collection: str, as_json: bool) -> None:
 @click.command()
 @click.option("-c", "--collection", required=True, help="Collection to delete from.")
 @click.option("--source", "sources", multiple=True, help="Source (file path) to delete.")
-@click.option("--id", "ids", multiple=True, type=int, help="Document id to delete.")
+@click.option(
+    "--id", "ids", multiple=True, type=click.IntRange(1, MAX_ID), help="Document id to delete."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
 @reports_errors
@@ -243,9 +252,24 @@ def collections() -> None:
     help="Embedding provider (default: zhipu with a key, else local).",
 )
 @click.option("--model", default=None, help="Embedding model name (or local model path).")
-@click.option("--dimensions", type=int, default=None, help="Vector size (Zhipu embedding-3).")
-@click.option("--chunk-tokens", type=int, default=None, help="Chunk size in tokens.")
-@click.option("--overlap", type=int, default=None, help="Sentences of overlap between chunks.")
+@click.option(
+    "--dimensions",
+    type=click.IntRange(1, MAX_DIMENSIONS),
+    default=None,
+    help="Vector size (Zhipu embedding-3).",
+)
+@click.option(
+    "--chunk-tokens",
+    type=click.IntRange(MIN_CHUNK_TOKENS, MAX_CHUNK_TOKENS),
+    default=None,
+    help="Chunk size in tokens.",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(0, MAX_OVERLAP_SENTENCES),
+    default=None,
+    help="Sentences of overlap between chunks.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
 @reports_errors

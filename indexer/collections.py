@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from indexer.catalog import validate_collection_name
-from indexer.errors import Conflict
+from indexer.errors import Conflict, InputError
 from indexer.index import Index
 from indexer.providers.base import Embedder
 from indexer.providers.factory import EmbedderCache, EmbedderSpec, default_embedder_spec
-from indexer.records import Collection, CollectionSpec
+from indexer.records import (
+    MAX_CHUNK_TOKENS,
+    MAX_OVERLAP_SENTENCES,
+    MIN_CHUNK_TOKENS,
+    Collection,
+    CollectionSpec,
+)
 
 
 def create_collection(
@@ -24,6 +30,7 @@ def create_collection(
     The chunk budget is capped by the embedder's real input limit, so no chunk is truncated.
     """
     validate_collection_name(name)
+    _check_chunking(chunk_tokens, overlap_sentences)
     settings = index.settings
     spec = spec or default_embedder_spec(settings)
     embedder = embedders.get(spec)
@@ -40,6 +47,20 @@ def create_collection(
             ),
         )
     )
+
+
+def _check_chunking(chunk_tokens: int | None, overlap_sentences: int | None) -> None:
+    """Refuse a chunking no ingest could use, before the collection is stored for good."""
+    if chunk_tokens is not None and not MIN_CHUNK_TOKENS <= chunk_tokens <= MAX_CHUNK_TOKENS:
+        raise InputError(
+            f"chunk tokens must be between {MIN_CHUNK_TOKENS} and {MAX_CHUNK_TOKENS}, "
+            f"not {chunk_tokens}"
+        )
+    if overlap_sentences is not None and not 0 <= overlap_sentences <= MAX_OVERLAP_SENTENCES:
+        raise InputError(
+            f"overlap sentences must be between 0 and {MAX_OVERLAP_SENTENCES}, "
+            f"not {overlap_sentences}"
+        )
 
 
 def ensure_collection(index: Index, embedders: EmbedderCache, name: str) -> Collection:

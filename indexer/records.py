@@ -185,6 +185,13 @@ class Document:
         }
 
 
+# Bounds of what a new collection may ask for, the same from the CLI and over HTTP.
+MAX_DIMENSIONS = 8192
+MIN_CHUNK_TOKENS = 16
+MAX_CHUNK_TOKENS = 8192
+MAX_OVERLAP_SENTENCES = 20
+
+
 @dataclass(frozen=True, slots=True)
 class CollectionSpec:
     """What a new collection is made of: its name, embedder (fixed for life) and chunking."""

@@ -12,6 +12,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexer.json_values import MAX_ID
+from indexer.records import (
+    MAX_CHUNK_TOKENS,
+    MAX_DIMENSIONS,
+    MAX_OVERLAP_SENTENCES,
+    MIN_CHUNK_TOKENS,
+)
 from service.query.records import (
     ANSWER_TOP_K,
     MAX_TOP_K,
@@ -123,11 +129,13 @@ class CollectionBody(_Body):
     )
     model: str | None = Field(None, description="Embedding model name (or local model path).")
     dimensions: int | None = Field(
-        None, ge=1, le=8192, description="Vector size (Zhipu embedding-3: 256-2048)."
+        None, ge=1, le=MAX_DIMENSIONS, description="Vector size (Zhipu embedding-3: 256-2048)."
     )
-    chunk_tokens: int | None = Field(None, ge=16, le=8192, description="Chunk size in tokens.")
+    chunk_tokens: int | None = Field(
+        None, ge=MIN_CHUNK_TOKENS, le=MAX_CHUNK_TOKENS, description="Chunk size in tokens."
+    )
     overlap_sentences: int | None = Field(
-        None, ge=0, le=20, description="Sentences repeated between chunks."
+        None, ge=0, le=MAX_OVERLAP_SENTENCES, description="Sentences repeated between chunks."
     )
 
 
