@@ -67,9 +67,23 @@ def new_group(commands: Iterable[click.Command]) -> click.Group:
         """ragsearch: put documents in, get cited answers out."""
         # pypdf logs every recoverable oddity of a PDF; a file that truly fails is reported.
         logging.getLogger("pypdf").setLevel(logging.ERROR)
-        ctx.obj = AppContext(data_dir)
+        ctx.obj = _app_context(data_dir)
 
     return ragsearch
+
+
+def _app_context(data_dir: Path | None) -> AppContext:
+    """The settings, or one line per bad setting on stderr and exit 2 (no traceback)."""
+    from pydantic import ValidationError
+
+    try:
+        return AppContext(data_dir)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            variable = f"RAGSEARCH_{name.upper()}" if name else "settings"
+            click.echo(f"error: {variable}={error['input']!r}: {error['msg']}", err=True)
+        sys.exit(2)
 
 
 def reports_errors(func: F) -> F:

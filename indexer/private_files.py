@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from indexer.errors import storage_error
+
 __all__ = ["make_private_dir", "make_private_file"]
 
 
@@ -21,7 +23,10 @@ def make_private_dir(path: Path) -> None:
         if current.parent == current:
             break
         current = current.parent
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, f"cannot create the directory {path}") from exc
     for created in missing:
         os.chmod(created, 0o700)  # mkdir's mode passes through the umask; be exact
 

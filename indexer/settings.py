@@ -186,7 +186,7 @@ class Settings(BaseSettings):
 
     # --- HTTP service --------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `ragsearch serve` binds to.")
-    port: int = Field(8000, description="Port `ragsearch serve` binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `ragsearch serve` binds to.")
     allow_open_remote: bool = Field(
         False, description="Allow binding beyond localhost while no API key exists."
     )

@@ -24,7 +24,12 @@ def _is_loopback(host: str) -> bool:
 
 @click.command("serve")
 @click.option("--host", default=None, help="Address to bind (default RAGSEARCH_HOST or 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default 8000, or RAGSEARCH_PORT).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port (default 8000, or RAGSEARCH_PORT).",
+)
 @click.option(
     "--allow-open",
     is_flag=True,
@@ -34,9 +39,10 @@ def _is_loopback(host: str) -> bool:
 @pass_app
 @reports_errors
 def serve_command(app: AppContext, host: str | None, port: int | None, allow_open: bool) -> None:
-    """Run the HTTP service (search, answer, collections, documents; OpenAPI at /docs).
+    """Run the HTTP service (search, answer, collections, documents; API docs at /docs).
 
-    Once any API key exists every route but /healthz needs `Authorization: Bearer <key>`.
+    Once any API key exists every route but /healthz, /docs, /openapi.json and the widget's
+    own files needs `Authorization: Bearer <key>`.
     With no key the service is open, so it binds to localhost only unless --allow-open.
     """
     import uvicorn

@@ -106,6 +106,11 @@ def validation_message(errors: Sequence[Any]) -> str:
     """`field.path: what is wrong` for each error (the first three)."""
     parts = []
     for error in errors[:3]:
+        if error.get("type") == "json_invalid":  # loc is ("body", character offset)
+            reason = error.get("ctx", {}).get("error", "invalid JSON")
+            offset = error.get("loc", ("body", "?"))[-1]
+            parts.append(f"request body is not valid JSON: {reason} at character {offset}")
+            continue
         loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
         where = ".".join(loc) or "request body"
         parts.append(f"{where}: {error.get('msg', 'invalid value')}")

@@ -76,7 +76,8 @@ def test_malformed_json_is_422(loaded: TestClient) -> None:
         "/v1/search", content=b'{"query": ', headers={"Content-Type": "application/json"}
     )
 
-    assert_error(response, 422, "validation_error")
+    message = assert_error(response, 422, "validation_error")["message"]
+    assert message == "request body is not valid JSON: Expecting value at character 10"
 
 
 @pytest.mark.parametrize(
