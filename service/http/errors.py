@@ -106,10 +106,11 @@ def validation_message(errors: Sequence[Any]) -> str:
     """`field.path: what is wrong` for each error (the first three)."""
     parts = []
     for error in errors[:3]:
-        if error.get("type") == "json_invalid":  # loc is ("body", character offset)
+        if error.get("type") == "json_invalid":  # loc: ("body", character offset), or none
             reason = error.get("ctx", {}).get("error", "invalid JSON")
-            offset = error.get("loc", ("body", "?"))[-1]
-            parts.append(f"request body is not valid JSON: {reason} at character {offset}")
+            loc = error.get("loc") or ()
+            at = f" at character {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+            parts.append(f"request body is not valid JSON: {reason}{at}")
             continue
         loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
         where = ".".join(loc) or "request body"
