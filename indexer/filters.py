@@ -139,6 +139,9 @@ def _check_scalar(value: Any, path: str) -> None:
         raise InputError(
             f"{path}: expected a string, number or boolean, got {type(value).__name__}"
         )
+    if isinstance(value, str) and "\x00" in value:
+        # PostgreSQL text cannot hold NUL: refused here, not as a catalog failure.
+        raise InputError(f"{path}: contains a NUL character")
 
 
 def _column_for(key: str, sample: _Scalar) -> Any:

@@ -154,6 +154,8 @@ def _text_item(raw: bytes, settings: Settings) -> SourceItem:
     for where, text in (("source", body.source), ("text", body.text)):
         check_text(text, where)
     check_text(body.filename or "", "filename")
+    if "\x00" in body.source:  # PostgreSQL text cannot hold it; a file path never has one
+        raise InputError("source: contains a NUL character")
     check_json_value(body.metadata, "metadata")
     data = body.text.encode("utf-8")
     if len(data) > settings.max_upload_bytes:

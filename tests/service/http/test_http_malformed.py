@@ -118,6 +118,8 @@ def test_deeply_nested_metadata_is_refused(loaded: TestClient) -> None:
     ("spec", "says"),
     [
         ({"a\x00b": 1}, "NUL"),
+        ({"source": "guide\x00.md"}, "filter.source: contains a NUL character"),
+        ({"team": {"$in": ["ops", "x\x00"]}}, "filter.team.$in: contains a NUL character"),
         ({"a": {"$in": list(range(100_000))}}, "limit is 1,024"),
         ({"$or": [{"a": i} for i in range(5_000)]}, "limit is 1,024"),
         ({"a": float("inf")} if False else {"a": {"$gte": HUGE}}, "64 bits"),
@@ -127,6 +129,16 @@ def test_hostile_filters_are_refused_at_once(loaded: TestClient, spec: Any, says
     body = json.dumps({"query": "data", "collection": "docs", "filter": spec})
     response = timed(lambda: loaded.post("/v1/search", content=body, headers=JSON))
     assert says in assert_error(response, 400, "invalid_input")["message"]
+
+
+def test_a_document_source_with_nul_is_refused(loaded: TestClient) -> None:
+    body = json.dumps({"source": "a\x00.md", "text": "hello"})
+
+    response = loaded.post("/v1/collections/docs/documents", content=body, headers=JSON)
+
+    assert assert_error(response, 400, "invalid_input")["message"] == (
+        "source: contains a NUL character"
+    )
 
 
 def test_filter_nested_beyond_the_setting_is_refused(loaded: TestClient) -> None:
