@@ -126,10 +126,22 @@ class Settings(BaseSettings):
     answer_context_tokens: int = Field(
         12_000, description="Token budget for retrieved chunks packed into an answer prompt."
     )
-    min_evidence_score: float = Field(
+    gate_min_similarity: float | None = Field(
+        None,
+        description="Decline gate: best query-to-source cosine that, with some term coverage, "
+        "lets an answer through; default: calibrated per embedder (local MiniLM 0.45; "
+        "none for Zhipu and hashing, whose cosines are not calibrated).",
+    )
+    gate_min_coverage: float | None = Field(
+        None,
+        description="Decline gate: IDF-weighted share of the question's content terms one "
+        "source must contain to answer on lexical evidence alone; default: calibrated per "
+        "embedder (0.75 local and Zhipu, 0.6 hashing). Higher declines more.",
+    )
+    gate_min_rerank_score: float = Field(
         0.2,
-        description="Below this relevance of the best source, an answer says the knowledge base "
-        "does not contain it.",
+        description="Decline gate: with a reranker, an answer is declined when the best "
+        "source scores below this.",
     )
 
     # --- HTTP service --------------------------------------------------------------------

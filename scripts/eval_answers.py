@@ -7,7 +7,7 @@ Chinese:
 
 - `fastapi`: the FastAPI docs, English and Chinese pages; hand-written questions in
   `scripts/answer_eval/fastapi.jsonl` (a third of them marked `held`: never tuned on).
-- `scifact`: 1,000 SciFact abstracts; on-topic = SciFact claims whose evidence is among them;
+- `scifact`: 500 SciFact abstracts; on-topic = SciFact claims whose evidence is among them;
   off-topic = the general English questions and the FastAPI English questions.
 - `cmrc`: the CMRC 2018 Chinese Wikipedia passages; on-topic = CMRC questions;
   off-topic = the general Chinese questions and the FastAPI Chinese questions.
@@ -41,12 +41,17 @@ sys.path.insert(0, str(ROOT))
 from indexer.collections import ensure_collection  # noqa: E402
 from indexer.ingest import Ingestor, SourceItem  # noqa: E402
 from indexer.settings import Settings  # noqa: E402
-from service.engine import Engine  # noqa: E402
-from service.records import AnswerRequest  # noqa: E402
+
+try:
+    from service.query.engine import Engine
+    from service.query.records import AnswerRequest
+except ImportError:  # the layout before issue 15, to measure "before"
+    from service.engine import Engine  # type: ignore[no-redef]
+    from service.records import AnswerRequest  # type: ignore[no-redef]
 
 DATASETS = Path("/work/shared/datasets")
 DEVSET = ROOT / "scripts" / "answer_eval" / "fastapi.jsonl"
-SCIFACT_DOCS = 1000
+SCIFACT_DOCS = 500
 SCIFACT_CLAIMS = 60
 CMRC_QUESTIONS = 60
 
@@ -154,12 +159,11 @@ async def build(engine: Engine, settings: Settings, kb: str) -> None:
     from indexer.cli import writing
 
     with writing(settings) as index:
-        if index.catalog.find_collection(kb) is not None:
-            return
         target = ensure_collection(index, engine.embedders, kb)
         ingestor = Ingestor(index, target, engine.embedders.for_collection(target))
-        report = await ingestor.run(kb_items(kb))
-        print(f"{kb}: {report.added} documents ingested", file=sys.stderr)
+        report = await ingestor.run(kb_items(kb))  # unchanged documents are skipped
+        if report.added:
+            print(f"{kb}: {report.added} documents ingested", file=sys.stderr)
 
 
 # --- evaluation ---------------------------------------------------------------------------

@@ -93,26 +93,35 @@ def ask_command(app: AppContext, question: str, collection: str, top_k: int, as_
                 AnswerRequest(query=question, collection=collection, top_k=top_k)
             )
 
-    body = asyncio.run(run())
+    answered = asyncio.run(run())
     if as_json:
         emit_json(
             {
-                "answer": body["answer"],
-                "model": body["model"],
-                "grounded": body["grounded"],
+                "answer": answered.answer,
+                "model": answered.model,
+                "grounded": answered.grounded,
+                "warnings": list(answered.warnings),
                 "citations": [
-                    {k: c[k] for k in ("n", "chunk_id", "document_id", "source", "snippet")}
-                    for c in body["citations"]
+                    {
+                        "n": c.n,
+                        "chunk_id": c.chunk.id,
+                        "document_id": c.chunk.document_id,
+                        "source": c.chunk.source,
+                        "snippet": c.snippet,
+                    }
+                    for c in answered.citations
                 ],
             }
         )
         return
-    click.echo(body["answer"])
-    if body["citations"]:
+    click.echo(answered.answer)
+    if answered.citations:
         click.echo("")
-    for c in body["citations"]:
-        click.echo(f"[{c['n']}] {c['title'] or ''} — {c['source']}")
-    click.echo(f"(model: {body['model']})", err=True)
+    for c in answered.citations:
+        click.echo(f"[{c.n}] {c.chunk.title or ''} — {c.chunk.source}")
+    for warning in answered.warnings:
+        click.echo(f"note: {warning}", err=True)
+    click.echo(f"(model: {answered.model})", err=True)
 
 
 @main.command("eval")

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -47,6 +48,19 @@ class Caller:
 
 CallerFor = Callable[[Context], Caller]
 
+Query = Annotated[str, Field(description="What to search for (English, Chinese, identifiers).")]
+CollectionName = Annotated[
+    str, Field(description="The collection to use (list_collections names them).")
+]
+Filter = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="Metadata filter: {field: value} or operators $eq $ne $in $gt $gte $lt "
+        "$lte combined with $and/$or. Fields: source, title, media_type, document_id or any "
+        "metadata key."
+    ),
+]
+
 
 def _search_dict(hit: dict[str, Any]) -> dict[str, Any]:
     keep = ("chunk_id", "document_id", "source", "title", "heading_path", "page", "text", "score")
@@ -60,10 +74,10 @@ def build_server(caller_for: CallerFor) -> MCPServer:
 
     async def search(
         ctx: Context,
-        query: str,
-        collection: str,
-        top_k: int = 10,
-        filter: dict[str, Any] | None = None,
+        query: Query,
+        collection: CollectionName,
+        top_k: Annotated[int, Field(ge=1, le=200, description="Passages to return.")] = 10,
+        filter: Filter = None,
     ) -> dict[str, Any]:
         """Search a collection: ranked passages with source, title, text and score."""
         caller = caller_for(ctx)
@@ -81,12 +95,16 @@ def build_server(caller_for: CallerFor) -> MCPServer:
 
     async def answer(
         ctx: Context,
-        query: str,
-        collection: str,
-        top_k: int = 8,
-        filter: dict[str, Any] | None = None,
+        query: Annotated[str, Field(description="The question, in English or Chinese.")],
+        collection: CollectionName,
+        top_k: Annotated[int, Field(ge=1, le=200, description="Sources to consider.")] = 8,
+        filter: Filter = None,
     ) -> dict[str, Any]:
-        """Answer a question from a collection, citing sources as [n] (see `citations`)."""
+        """Answer a question from a collection, citing sources as [n] (see `citations`).
+
+        `grounded` is false when the knowledge base does not hold the answer: the answer then
+        says so and `warnings` says why.
+        """
         caller = caller_for(ctx)
         try:
             authorize(caller.principal, "read", collection)
@@ -95,8 +113,9 @@ def build_server(caller_for: CallerFor) -> MCPServer:
             )
         except RagsearchError as exc:
             raise ToolError(f"{exc.code}: {exc.message}") from exc
+        full = body.as_dict()
         keep = ("answer", "citations", "model", "grounded", "finish_reason", "warnings")
-        return {k: body[k] for k in keep}
+        return {k: full[k] for k in keep}
 
     async def list_collections(ctx: Context) -> dict[str, Any]:
         """The collections this caller can search, with their document counts."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncGenerator
 
 import faiss
 
@@ -11,6 +11,8 @@ from indexer.providers.base import ChatModel, Reranker
 from indexer.providers.factory import EmbedderCache
 from indexer.settings import Settings
 from service.query.answer import AnswerContext, answer, answer_events
+from service.query.answer_records import Answer, AnswerEvent
+from service.query.gate import GateOverrides
 from service.query.records import AnswerRequest, SearchRequest, SearchResult
 from service.query.search import SearchContext, search
 
@@ -76,16 +78,20 @@ class Engine:
             long_window=settings.long_context_window,
             answer_tokens=settings.answer_max_tokens,
             context_tokens=settings.answer_context_tokens,
-            min_evidence=settings.min_evidence_score,
+            gate=GateOverrides(
+                dense=settings.gate_min_similarity,
+                coverage=settings.gate_min_coverage,
+                rerank=settings.gate_min_rerank_score,
+            ),
         )
 
     async def search(self, request: SearchRequest) -> SearchResult:
         return await search(self.search_context, request)
 
-    async def answer(self, request: AnswerRequest) -> dict[str, Any]:
+    async def answer(self, request: AnswerRequest) -> Answer:
         return await answer(self.answer_context, request)
 
-    def answer_events(self, request: AnswerRequest) -> Any:
+    def answer_events(self, request: AnswerRequest) -> AsyncGenerator[AnswerEvent, None]:
         return answer_events(self.answer_context, request)
 
     async def aclose(self) -> None:
