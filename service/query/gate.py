@@ -62,7 +62,7 @@ _CHINESE_STOPWORDS = frozenset(
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 # "how long", "how often": the second word asks for a quantity, it is not a topic.
-_HOW_QUANTITY = frozenset("long often many much far soon old frequently".split())
+_HOW_QUANTITY = frozenset(["long", "often", "many", "much", "far", "soon", "old", "frequently"])
 _WORD = re.compile(rf"[{CJK_CHARS}]+|[^\W{CJK_CHARS}]+(?:[-._'][^\W{CJK_CHARS}]+)*")
 _CJK = re.compile(rf"[{CJK_CHARS}]")
 
