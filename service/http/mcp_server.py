@@ -7,10 +7,11 @@ required once keys exist), and stdio for `ragsearch mcp`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import FastAPI
 from mcp.server.mcpserver import Context, MCPServer
@@ -47,6 +48,7 @@ class Caller:
 
 
 CallerFor = Callable[[Context], Caller]
+Tool = TypeVar("Tool", bound=Callable[..., Awaitable[Any]])
 
 Query = Annotated[str, Field(description="What to search for (English, Chinese, identifiers).")]
 CollectionName = Annotated[
@@ -81,13 +83,10 @@ def build_server(caller_for: CallerFor) -> MCPServer:
     ) -> dict[str, Any]:
         """Search a collection: ranked passages with source, title, text and score."""
         caller = caller_for(ctx)
-        try:
-            authorize(caller.principal, "read", collection)
-            found = await caller.engine.search(
-                SearchRequest(query=query, collection=collection, top_k=top_k, filter=filter)
-            )
-        except RagsearchError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
+        authorize(caller.principal, "read", collection)
+        found = await caller.engine.search(
+            SearchRequest(query=query, collection=collection, top_k=top_k, filter=filter)
+        )
         return {
             "results": [_search_dict(hit_dict(h)) for h in found.hits],
             "warnings": found.warnings,
@@ -106,13 +105,10 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         says so and `warnings` says why.
         """
         caller = caller_for(ctx)
-        try:
-            authorize(caller.principal, "read", collection)
-            body = await caller.engine.answer(
-                AnswerRequest(query=query, collection=collection, top_k=top_k, filter=filter)
-            )
-        except RagsearchError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
+        authorize(caller.principal, "read", collection)
+        body = await caller.engine.answer(
+            AnswerRequest(query=query, collection=collection, top_k=top_k, filter=filter)
+        )
         full = body.as_dict()
         keep = ("answer", "citations", "model", "grounded", "finish_reason", "warnings")
         return {k: full[k] for k in keep}
@@ -120,11 +116,8 @@ def build_server(caller_for: CallerFor) -> MCPServer:
     async def list_collections(ctx: Context) -> dict[str, Any]:
         """The collections this caller can search, with their document counts."""
         caller = caller_for(ctx)
-        try:
-            forbid_widget(caller.principal)
-            authorize(caller.principal, "read")
-        except RagsearchError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
+        forbid_widget(caller.principal)
+        authorize(caller.principal, "read")
         catalog = caller.engine.index.catalog
         readable = [
             c
@@ -143,8 +136,21 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         }
 
     for tool in (search, answer, list_collections):
-        server.add_tool(tool)
+        server.add_tool(_reporting_errors(tool))
     return server
+
+
+def _reporting_errors(tool: Tool) -> Tool:
+    """The tool, with our errors shown to the client as `code: message` tool errors."""
+
+    @functools.wraps(tool)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await tool(*args, **kwargs)
+        except RagsearchError as exc:
+            raise ToolError(f"{exc.code}: {exc.message}") from exc
+
+    return cast(Tool, wrapper)
 
 
 # --- streamable HTTP on the FastAPI app ----------------------------------------------------
