@@ -231,7 +231,8 @@ async def run(args: argparse.Namespace) -> None:
     rows = []
     try:
         for kb in args.kb.split(","):
-            await build(engine, settings, kb)
+            if not args.no_build:
+                await build(engine, settings, kb)
             for question in questions(kb):
                 if args.split in ("all", question.split):
                     rows.append(await ask(engine, question))
@@ -255,6 +256,9 @@ def main() -> None:
     parser.add_argument("--split", choices=("dev", "held", "all"), default="all")
     parser.add_argument("--signals", help="Write each question's outcome and gate as JSONL.")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--no-build", action="store_true", help="Use the collections as they are (no ingest)."
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -13,9 +13,12 @@ import re
 __all__ = ["Renumbering", "neutralise_markers", "snippet", "validate_citations"]
 
 _SEPARATOR = r"\s*[,，、]\s*"
-_MARKER = re.compile(rf"(?P<space>[ \t]*)\[(?P<numbers>\d{{1,3}}(?:{_SEPARATOR}\d{{1,3}})*)\]")
-# The end of a buffer that may still grow into a marker: `[`, `[1`, `[1,`, `[1, 2`...
-_OPEN_TAIL = re.compile(rf"[ \t]*\[(?:\d{{1,3}}(?:{_SEPARATOR}\d{{0,3}})*|\d{{0,3}})$|[ \t]+$")
+_ONE = rf"\[\d{{1,3}}(?:{_SEPARATOR}\d{{1,3}})*\]"
+_PARTIAL = rf"\[(?:\d{{1,3}}(?:{_SEPARATOR}\d{{0,3}})*)?"
+# A run of adjacent markers (`[7][2]`, `[1, 3]`) with the spaces before it, handled as one.
+_MARKER = re.compile(rf"(?P<space>[ \t]*)(?P<run>(?:{_ONE})+)")
+# The end of a buffer that may still grow: trailing spaces, markers and a marker begun.
+_OPEN_TAIL = re.compile(rf"[ \t]*(?:{_ONE})*(?:{_PARTIAL})?$")
 _BRACKETED_NUMBER = re.compile(rf"\[(\d{{1,3}}(?:{_SEPARATOR}\d{{1,3}})*)\]")
 
 
@@ -34,7 +37,7 @@ class Renumbering:
         """The renumbered text that is safe to show now (a possible marker start is held)."""
         buffer = self._held + text
         tail = _OPEN_TAIL.search(buffer)
-        cut = tail.start() if tail else len(buffer)
+        cut = tail.start() if tail else len(buffer)  # it always matches, at worst empty
         self._held = buffer[cut:]
         return _MARKER.sub(self._renumber, buffer[:cut])
 
@@ -45,7 +48,7 @@ class Renumbering:
 
     def _renumber(self, match: re.Match[str]) -> str:
         kept: list[int] = []
-        for raw in re.split(_SEPARATOR, match.group("numbers")):
+        for raw in re.findall(r"\d+", match.group("run")):
             n = int(raw)
             if not 1 <= n <= self.source_count:
                 continue

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from indexer.lexical import query_tokens
 from indexer.records import StoredChunk
 from indexer.sentences import split_sentences
+from service.query.citations import neutralise_markers
 
 MAX_SENTENCES = 3
 _MIN_SENTENCE_CHARS = 8
@@ -49,7 +50,8 @@ def extractive_answer(question: str, sources: Sequence[StoredChunk]) -> str:
                 continue
             # Prefer sentences that cover the question, from higher-ranked sources.
             score = overlap / (len(wanted) or 1) + 0.5 / n + 0.01 / (position + 1)
-            scored.append(_Scored(score, n, position, " ".join(sentence.split())))
+            shown = neutralise_markers(" ".join(sentence.split()))
+            scored.append(_Scored(score, n, position, shown))
     if not scored:
         return ""
     best = sorted(scored, key=lambda s: -s.score)[:MAX_SENTENCES]

@@ -98,9 +98,15 @@ def rerank_score(query: str, document: str) -> float:
 
 
 def fake_answer(messages: list[dict[str, Any]]) -> str:
-    """Quote the first sentence of source [1] in the last user message, citing it."""
-    last = next(m["content"] for m in reversed(messages) if m.get("role") == "user")
-    found = re.search(r"\[1\]\s*(.+)", str(last))
+    """Quote the first sentence of source 1's text in the last user message, citing it.
+
+    Sources come fenced (`<source-BOUNDARY n="1">`, a header line, the text); an unfenced
+    `[1] header` line followed by text is read too.
+    """
+    last = str(next(m["content"] for m in reversed(messages) if m.get("role") == "user"))
+    found = re.search(r'<source-[0-9a-f]+ n="1">\n[^\n]*\n(.+)', last) or re.search(
+        r"\[1\][^\n]*\n(.+)", last
+    )
     if not found:
         return "The sources do not contain the answer."
     sentence = re.split(r"(?<=[.!?。！？])\s*", found.group(1).strip(), maxsplit=1)[0]
@@ -148,6 +154,7 @@ class FakeState:
     wrong_dimension_next: int = 0
     finish_reason_next: str | None = None
     inband_error_next: dict[str, str] | None = None
+    answer_next: str | None = None  # the next chat answer's text, instead of a quote
     requests: list[RecordedRequest] = field(default_factory=list)
     max_in_flight: int = 0
     in_flight: int = 0
@@ -166,6 +173,7 @@ class FakeState:
             self.malformed_json_next = self.wrong_count_next = self.wrong_dimension_next = 0
             self.finish_reason_next = None
             self.inband_error_next = None
+            self.answer_next = None
             self.requests = []
             self.max_in_flight = 0
             self._faults = []
@@ -398,7 +406,7 @@ def _chat(state: FakeState, body: dict[str, Any]) -> ChatAnswer:
     thinking = body.get("thinking")
     _require(thinking is None or model in THINKING_MODELS, "1210", "model does not think")
     thinks = model in THINKING_MODELS and (thinking or {}).get("type") != "disabled"
-    content = fake_answer(messages)
+    content, state.answer_next = state.answer_next or fake_answer(messages), None
     finish = "stop"
     max_tokens = body.get("max_tokens")
     if isinstance(max_tokens, int) and fake_tokens(content) > max_tokens:
