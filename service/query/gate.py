@@ -65,6 +65,7 @@ _CHINESE_STOPWORDS = frozenset(
 _HOW_QUANTITY = frozenset(["long", "often", "many", "much", "far", "soon", "old", "frequently"])
 _WORD = re.compile(rf"[{CJK_CHARS}]+|[^\W{CJK_CHARS}]+(?:[-._'][^\W{CJK_CHARS}]+)*")
 _CJK = re.compile(rf"[{CJK_CHARS}]")
+_FUNCTION_CHARS = "的了是吗呢吧啊"  # rarely inside a word at its edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,27 +79,30 @@ class Term:
 
 @dataclass(frozen=True, slots=True)
 class GateThresholds:
-    """When to answer. `dense` is None for embedders whose cosines say nothing (hashing)."""
+    """When to answer. `dense` is None for embedders whose cosines were not calibrated."""
 
-    dense: float | None  # best cosine at or above this answers, given minimal coverage
-    dense_strong: float | None  # this cosine alone answers
-    coverage: float  # IDF-weighted content-term coverage that answers without dense help
-    coverage_with_dense: float  # coverage needed beside a `dense` cosine
-    rerank: float  # reranker score that answers
+    dense: float | None  # with a similarity signal: this cosine and `coverage_with_dense`
+    dense_strong: float | None  # this cosine answers alone (a paraphrase of the sources)
+    coverage_with_dense: float  # content-term coverage needed beside a `dense` cosine
+    coverage: float  # without a similarity signal: the coverage that answers
+    rerank: float  # with a reranker: below this score, decline
 
 
-# Calibrated on scripts/eval_answers.py's dev split (see BENCHMARKS.md "Answer quality").
+# Calibrated on the dev split of scripts/eval_answers.py (FastAPI docs, English and Chinese;
+# BENCHMARKS.md "Answer quality"). MiniLM: on-topic questions' best cosine was >= 0.53 and
+# their coverage >= 0.55; off-topic ones sharing vocabulary reached cosine 0.55 only with
+# coverage <= 0.40, and full coverage only with cosine <= 0.29. Without a similarity signal
+# (Chinese on MiniLM, hashing, Zhipu's uncalibrated cosines) coverage decides alone:
+# off-topic Chinese questions reached 0.55, on-topic ones mostly >= 0.67.
 _DEFAULTS: dict[str, GateThresholds] = {
     "local": GateThresholds(
-        dense=0.45, dense_strong=0.62, coverage=0.75, coverage_with_dense=0.45, rerank=0.2
+        dense=0.45, dense_strong=0.7, coverage_with_dense=0.5, coverage=0.6, rerank=0.2
     ),
-    # Embedding-3's cosines could not be calibrated offline: lexical coverage and the
-    # reranker decide.
     "zhipu": GateThresholds(
-        dense=None, dense_strong=None, coverage=0.75, coverage_with_dense=0.45, rerank=0.2
+        dense=None, dense_strong=None, coverage_with_dense=0.5, coverage=0.6, rerank=0.2
     ),
     "hashing": GateThresholds(
-        dense=None, dense_strong=None, coverage=0.6, coverage_with_dense=0.6, rerank=0.2
+        dense=None, dense_strong=None, coverage_with_dense=0.5, coverage=0.6, rerank=0.2
     ),
 }
 
@@ -115,8 +119,8 @@ def thresholds_for(
     return GateThresholds(
         dense=base.dense if dense is None else dense,
         dense_strong=base.dense_strong,
-        coverage=base.coverage if coverage is None else coverage,
         coverage_with_dense=base.coverage_with_dense,
+        coverage=base.coverage if coverage is None else coverage,
         rerank=base.rerank if rerank is None else rerank,
     )
 
@@ -173,14 +177,38 @@ def content_terms(question: str) -> list[Term]:
         if previous == "how" and word in _HOW_QUANTITY:
             continue
         if _CJK.match(word):
-            for piece in chinese_words(word):
-                if len(piece) < 2 or piece in _CHINESE_STOPWORDS:
-                    continue
+            for piece in _chinese_terms(word):
                 bigrams = tuple(piece[i : i + 2] for i in range(len(piece) - 1))
                 terms.setdefault(piece, Term(piece, True, bigrams))
         elif word not in _ENGLISH_STOPWORDS and not word.isdigit() and len(word) > 1:
             terms.setdefault(word, Term(word, False, (word,)))
     return list(terms.values())
+
+
+def _chinese_terms(run: str) -> list[str]:
+    """Content words of a Chinese run: jieba's words without function characters at their
+    edges (`项是` -> `项`), a lone character joined to the next word (`拆`+`分成`)."""
+    pieces = []
+    for word in chinese_words(run):
+        if word in _CHINESE_STOPWORDS:
+            pieces.append("")  # a boundary: nothing joins across it
+            continue
+        pieces.append(word.strip(_FUNCTION_CHARS) if len(word) > 1 else word)
+    merged: list[str] = []
+    carry = ""
+    for piece in pieces:
+        if not piece:
+            if len(carry) > 1:
+                merged.append(carry)
+            carry = ""
+        elif len(piece) == 1:
+            carry += piece
+        else:
+            merged.append(carry + piece)
+            carry = ""
+    if len(carry) > 1:
+        merged.append(carry)
+    return [m for m in merged if m not in _CHINESE_STOPWORDS]
 
 
 def idf(total: int, frequency: int) -> float:
@@ -200,12 +228,18 @@ def coverage(terms: Sequence[Term], weights: Sequence[float], text: str) -> floa
         return 0.0
     words = _words(text)
     lowered = text.lower()
-    found = sum(
-        w
-        for term, w in zip(terms, weights, strict=True)
-        if (term.text in lowered if term.cjk else _stem(term.text) in words)
-    )
+    found = sum(w * _presence(term, lowered, words) for term, w in zip(terms, weights, strict=True))
     return found / total
+
+
+def _presence(term: Term, lowered: str, words: set[str]) -> float:
+    """1 if `term` occurs; for Chinese, the share of its bigrams that occur (word boundaries
+    are uncertain there: `拆分成` in a question, `拆分为` in the text)."""
+    if not term.cjk:
+        return 1.0 if _stem(term.text) in words else 0.0
+    if term.text in lowered:
+        return 1.0
+    return sum(b in lowered for b in term.phrase) / len(term.phrase)
 
 
 def _searchable(hit: Hit) -> str:
@@ -236,8 +270,6 @@ def decide(
     if rerank is not None and rerank < limits.rerank:
         # A reranker can veto; it cannot answer alone (its scale depends on the service).
         return decision(False, f"the reranker scores the best source {rerank:.2f}")
-    if covered >= limits.coverage:
-        return decision(True, f"sources contain the question's terms ({covered:.0%})")
     if dense is not None and limits.dense is not None and limits.dense_strong is not None:
         if dense >= limits.dense_strong:
             return decision(True, f"similarity {dense:.2f} >= {limits.dense_strong:.2f}")
@@ -250,4 +282,6 @@ def decide(
             f"the sources are not close enough (similarity {dense:.2f}, "
             f"{covered:.0%} of the question's terms)",
         )
+    if covered >= limits.coverage:
+        return decision(True, f"sources contain the question's terms ({covered:.0%})")
     return decision(False, f"the sources hold only {covered:.0%} of the question's terms")
