@@ -60,7 +60,7 @@ def ingest(
     Unchanged files cost nothing on a re-run; changed files replace their chunks.
     Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error.
     """
-    from indexer.collections import ensure_collection
+    from indexer.collections import drop_if_empty, ensure_collection
     from indexer.errors import Conflict
     from indexer.ingest import Ingestor, discover
     from indexer.progress import ingest_progress
@@ -70,7 +70,8 @@ def ingest(
     items = discover(list(paths))
     embedders = EmbedderCache(settings)
     with writing(settings) as index:
-        if index.catalog.find_collection(collection) is None:
+        created = index.catalog.find_collection(collection) is None
+        if created:
             notice_default(settings)
         target = ensure_collection(index, embedders, collection)
         if dimensions is not None and dimensions != target.dimensions:
@@ -85,17 +86,24 @@ def ingest(
             report = asyncio.run(
                 _run_and_close(ingestor, items, paths if sync else None, embedders)
             )
+        if created and (report.failed or report.skipped) and drop_if_empty(index, target):
+            click.echo(
+                f"{collection}: nothing was ingested; the new collection was not kept", err=True
+            )
     if as_json:
         emit_json(report.as_dict())
     else:
         click.echo(
             f"{collection}: {report.added} added, {report.updated} updated, "
-            f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed; "
+            f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed, "
+            f"{len(report.skipped)} skipped; "
             f"{report.chunks} chunks written, {report.embedded} embedded, {report.reused} reused "
             f"({report.seconds:.1f}s)"
         )
         for failure in report.failed:
             click.echo(f"failed: {failure.source}: {failure.error}", err=True)
+        for skipped in report.skipped:
+            click.echo(f"skipped: {skipped.source}: {skipped.error}", err=True)
     if report.failed:
         sys.exit(1)
 
