@@ -118,6 +118,7 @@ def ask_command(app: AppContext, question: str, collection: str, top_k: int, as_
                 "model": answered.model,
                 "grounded": answered.grounded,
                 "warnings": list(answered.warnings),
+                "gate": None if answered.gate is None else answered.gate.as_dict(),
                 "citations": [
                     {
                         "n": c.n,
