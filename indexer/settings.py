@@ -106,6 +106,27 @@ class Settings(BaseSettings):
         1.0, description="Long chat model price, CNY per 1M tokens."
     )
 
+    # --- OpenAI-compatible chat model (Ollama, vLLM, llama.cpp, OpenAI) -------------------
+    chat_base_url: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible chat server (e.g. "
+        "http://localhost:11434/v1 for Ollama); answers use it when no Zhipu key is set.",
+    )
+    chat_api_key: SecretStr | None = Field(
+        None, description="Bearer key for the OpenAI-compatible chat server (local ones need none)."
+    )
+    chat_model: str | None = Field(
+        None, description="Model name on the OpenAI-compatible chat server (e.g. `qwen2.5:7b`)."
+    )
+    chat_model_context_window: int = Field(
+        32_768,
+        description="Context window (tokens) of the OpenAI-compatible chat model; sources are "
+        "packed to fit it with room for the answer.",
+    )
+    chat_timeout_seconds: float = Field(
+        120.0, description="Read timeout per request to the OpenAI-compatible chat server."
+    )
+
     # --- search and answer ---------------------------------------------------------------
     search_top_k: int = Field(10, description="Results returned by default.")
     candidate_k: int = Field(100, description="Candidates each retriever contributes to fusion.")

@@ -394,9 +394,7 @@ async def chat_completions(
     )
     authorize(principal, "read", collection)
     engine.index.catalog.get_collection(collection)  # NotFound before any model call
-    rewrite = await standalone_query(
-        question, history, engine.chat, engine.settings.zhipu_chat_model
-    )
+    rewrite = await standalone_query(question, history, engine.chat, engine.chat_model_name)
     request = AnswerRequest(
         query=rewrite.query,
         collection=collection,

@@ -30,13 +30,61 @@ def build_reranker(settings: Settings) -> Reranker | None:
     return None
 
 
+def uses_openai_chat(settings: Settings) -> bool:
+    """An OpenAI-compatible server answers: its URL is set and no Zhipu key (Zhipu wins)."""
+    return bool(settings.chat_base_url) and not settings.has_zhipu_key
+
+
 def build_chat(settings: Settings) -> ChatModel | None:
-    """GLM over Zhipu with a key; None means the extractive answerer."""
+    """GLM over Zhipu with a key, else an OpenAI-compatible server when configured; None
+    means the extractive answerer."""
     if settings.has_zhipu_key:
         from indexer.providers.zhipu import ZhipuChatModel
 
         return ZhipuChatModel.from_settings(settings)
+    if uses_openai_chat(settings):
+        from indexer.providers.openai_chat import OpenAIChatModel
+
+        return OpenAIChatModel.from_settings(settings)
     return None
+
+
+def answer_context(
+    settings: Settings, search: SearchContext, chat: ChatModel | None
+) -> AnswerContext:
+    """Models, windows and budgets for answers: GLM-4.6 and GLM-4-Long, or the one
+    OpenAI-compatible model with its own (usually far smaller) window."""
+    gate = GateOverrides(
+        dense=settings.gate_min_similarity,
+        coverage=settings.gate_min_coverage,
+        rerank=settings.gate_min_rerank_score,
+    )
+    if uses_openai_chat(settings) and settings.chat_model:
+        window = settings.chat_model_context_window
+        # Room for the system prompt, the question and earlier turns beside the sources.
+        room = max(256, window - settings.answer_max_tokens - 1024)
+        return AnswerContext(
+            search=search,
+            chat=chat,
+            chat_model=settings.chat_model,
+            long_model=settings.chat_model,
+            chat_window=window,
+            long_window=window,
+            answer_tokens=settings.answer_max_tokens,
+            context_tokens=min(settings.answer_context_tokens, room),
+            gate=gate,
+        )
+    return AnswerContext(
+        search=search,
+        chat=chat,
+        chat_model=settings.zhipu_chat_model,
+        long_model=settings.zhipu_long_chat_model,
+        chat_window=settings.chat_context_window,
+        long_window=settings.long_context_window,
+        answer_tokens=settings.answer_max_tokens,
+        context_tokens=settings.answer_context_tokens,
+        gate=gate,
+    )
 
 
 class Engine:
@@ -69,21 +117,8 @@ class Engine:
             max_query_chars=settings.max_query_chars,
             fusion=settings.fusion,
         )
-        self.answer_context = AnswerContext(
-            search=self.search_context,
-            chat=self.chat,
-            chat_model=settings.zhipu_chat_model,
-            long_model=settings.zhipu_long_chat_model,
-            chat_window=settings.chat_context_window,
-            long_window=settings.long_context_window,
-            answer_tokens=settings.answer_max_tokens,
-            context_tokens=settings.answer_context_tokens,
-            gate=GateOverrides(
-                dense=settings.gate_min_similarity,
-                coverage=settings.gate_min_coverage,
-                rerank=settings.gate_min_rerank_score,
-            ),
-        )
+        self.answer_context = answer_context(settings, self.search_context, self.chat)
+        self.chat_model_name = self.answer_context.chat_model
 
     async def search(self, request: SearchRequest) -> SearchResult:
         return await search(self.search_context, request)
