@@ -26,6 +26,7 @@ from service.query.answer_records import (
     SourcesEvent,
 )
 from service.query.citations import Renumbering, snippet
+from service.query.display import display_text
 from service.query.extractive import extractive_answer
 from service.query.gate import GateDecision, GateOverrides, content_terms, decide, idf
 from service.query.prompting import (
@@ -264,7 +265,7 @@ async def answer_events(
 
 def _citations(order: Sequence[int], sources: Sequence[StoredChunk]) -> tuple[Citation, ...]:
     return tuple(
-        Citation(n=i, chunk=sources[orig - 1], snippet=snippet(sources[orig - 1].text))
+        Citation(n=i, chunk=sources[orig - 1], snippet=snippet(display_text(sources[orig - 1])))
         for i, orig in enumerate(order, start=1)
     )
 

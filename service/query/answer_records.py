@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from indexer.records import StoredChunk, Usage
 from service.query.citations import snippet
+from service.query.display import display_text
 from service.query.gate import GateDecision
 from service.query.records import Citation, usage_dict
 
@@ -43,7 +44,7 @@ class Source:
             "document_id": c.document_id,
             "source": c.source,
             "title": c.title,
-            "snippet": snippet(c.text),
+            "snippet": snippet(display_text(c)),
         }
 
 
