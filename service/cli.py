@@ -26,7 +26,7 @@ from indexer.cli_context import (
 )
 from indexer.settings import Settings
 from service.http import commands as http_commands
-from service.query.records import FUSIONS, MODES
+from service.query.records import ANSWER_TOP_K, FUSIONS, MODES, SEARCH_TOP_K
 
 if TYPE_CHECKING:
     from service.query.answer_records import Answer
@@ -50,7 +50,7 @@ async def engine_for(settings: Settings) -> AsyncIterator[Engine]:
 @click.command("search")
 @click.argument("query")
 @click.option("-c", "--collection", required=True, help="Collection to search.")
-@click.option("-k", "--top-k", default=10, show_default=True, help="Results to return.")
+@click.option("-k", "--top-k", default=SEARCH_TOP_K, show_default=True, help="Results to return.")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
@@ -96,7 +96,7 @@ def search_command(
 @click.command("ask")
 @click.argument("question")
 @click.option("-c", "--collection", required=True, help="Collection to answer from.")
-@click.option("-k", "--top-k", default=8, show_default=True, help="Sources to consider.")
+@click.option("-k", "--top-k", default=ANSWER_TOP_K, show_default=True, help="Sources to consider.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
 @reports_errors

@@ -27,7 +27,14 @@ from indexer.errors import RagsearchError
 from indexer.settings import Settings
 from service.http.auth import Principal, authorize, forbid_widget, open_principal
 from service.query.engine import Engine
-from service.query.records import AnswerRequest, SearchRequest, hit_dict
+from service.query.records import (
+    ANSWER_TOP_K,
+    MAX_TOP_K,
+    SEARCH_TOP_K,
+    AnswerRequest,
+    SearchRequest,
+    hit_dict,
+)
 
 __all__ = ["Caller", "build_server", "mount_mcp", "serve_stdio"]
 
@@ -78,7 +85,9 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         ctx: Context,
         query: Query,
         collection: CollectionName,
-        top_k: Annotated[int, Field(ge=1, le=200, description="Passages to return.")] = 10,
+        top_k: Annotated[
+            int, Field(ge=1, le=MAX_TOP_K, description="Passages to return.")
+        ] = SEARCH_TOP_K,
         filter: Filter = None,
     ) -> dict[str, Any]:
         """Search a collection: ranked passages with source, title, text and score."""
@@ -96,7 +105,9 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         ctx: Context,
         query: Annotated[str, Field(description="The question, in English or Chinese.")],
         collection: CollectionName,
-        top_k: Annotated[int, Field(ge=1, le=200, description="Sources to consider.")] = 8,
+        top_k: Annotated[
+            int, Field(ge=1, le=MAX_TOP_K, description="Sources to consider.")
+        ] = ANSWER_TOP_K,
         filter: Filter = None,
     ) -> dict[str, Any]:
         """Answer a question from a collection, citing sources as [n] (see `citations`).

@@ -32,7 +32,7 @@ from service.query.answer_records import Answer, AnswerBuilder, AnswerEvent, Del
 from service.query.engine import Engine
 from service.query.followup import Rewrite, standalone_query
 from service.query.prompting import estimate_tokens
-from service.query.records import AnswerRequest
+from service.query.records import ANSWER_TOP_K, MAX_TOP_K, SEARCH_TOP_K, AnswerRequest
 
 __all__ = [
     "MODEL_PREFIX",
@@ -139,7 +139,7 @@ class ChatCompletionBody(BaseModel):
     user: str | None = None
     collection: str | None = Field(None, description="Collection for model `ragsearch`.")
     filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
-    top_k: int = Field(8, ge=1, le=200, description="Sources to consider.")
+    top_k: int = Field(ANSWER_TOP_K, ge=1, le=MAX_TOP_K, description="Sources to consider.")
     sources_footer: bool = Field(
         False,
         description="Append a short `Sources:` list to the message content, for clients "
@@ -439,8 +439,8 @@ def tool_definitions() -> list[dict[str, Any]]:
         "top_k": {
             "type": "integer",
             "minimum": 1,
-            "maximum": 200,
-            "default": 10,
+            "maximum": MAX_TOP_K,
+            "default": SEARCH_TOP_K,
             "description": "Passages to return.",
         },
         "mode": {
@@ -455,8 +455,8 @@ def tool_definitions() -> list[dict[str, Any]]:
         "top_k": {
             "type": "integer",
             "minimum": 1,
-            "maximum": 200,
-            "default": 8,
+            "maximum": MAX_TOP_K,
+            "default": ANSWER_TOP_K,
             "description": "Sources to consider for the answer.",
         },
     }

@@ -116,6 +116,7 @@ class Engine:
             rrf_k=settings.rrf_k,
             max_query_chars=settings.max_query_chars,
             fusion=settings.fusion,
+            weights={"dense": settings.dense_weight, "lexical": settings.lexical_weight},
         )
         self.answer_context = answer_context(settings, self.search_context, self.chat)
         self.chat_model_name = self.answer_context.chat_model
