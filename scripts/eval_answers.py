@@ -201,8 +201,9 @@ async def ask(engine: Engine, question: Question) -> dict[str, Any]:
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        groups[f"{row['kb']} {row['lang']}"].append(row)
-        groups[f"all {row['lang']}"].append(row)
+        for split in ("", f" {row['split']}"):
+            groups[f"{row['kb']} {row['lang']}{split}"].append(row)
+            groups[f"all {row['lang']}{split}"].append(row)
     out = {}
     for name, members in sorted(groups.items()):
         off = [r for r in members if r["kind"] == "off"]
@@ -218,14 +219,18 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def print_table(summary: dict[str, dict[str, Any]], split: str) -> None:
     print(f"split: {split}")
-    print(f"{'group':<14} {'off-topic':>9} {'declined':>9} {'on-topic':>9} {'right src':>9}")
+    print(f"{'group':<19} {'off-topic':>9} {'declined':>9} {'on-topic':>9} {'right src':>9}")
     for name, s in summary.items():
         declined = "-" if s["declined"] is None else f"{s['declined']:.1%}"
         right = "-" if s["right_source"] is None else f"{s['right_source']:.1%}"
-        print(f"{name:<14} {s['off_topic']:>9} {declined:>9} {s['on_topic']:>9} {right:>9}")
+        print(f"{name:<19} {s['off_topic']:>9} {declined:>9} {s['on_topic']:>9} {right:>9}")
 
 
 async def run(args: argparse.Namespace) -> None:
+    if args.from_signals:
+        with open(args.from_signals, encoding="utf-8") as handle:
+            print_table(summarise([json.loads(line) for line in handle]), "all")
+        return
     settings = Settings(data_dir=args.data_dir, zhipu_api_key=None)
     engine = Engine(settings)
     rows = []
@@ -256,6 +261,9 @@ def main() -> None:
     parser.add_argument("--split", choices=("dev", "held", "all"), default="all")
     parser.add_argument("--signals", help="Write each question's outcome and gate as JSONL.")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--from-signals", help="Summarise a --signals file written earlier (no questions asked)."
+    )
     parser.add_argument(
         "--no-build", action="store_true", help="Use the collections as they are (no ingest)."
     )
