@@ -167,7 +167,7 @@ class Settings(BaseSettings):
         "embedder (0.75 local and Zhipu, 0.6 hashing). Higher declines more.",
     )
     gate_min_rerank_score: float = Field(
-        0.2,
+        0.1,
         description="Decline gate: with a reranker, an answer is declined when the best "
         "source scores below this.",
     )

@@ -139,7 +139,11 @@ _REFUSAL = re.compile(
     r"[^.\n]{0,40}\b(?:does not|doesn't|do not|don't|did not|cannot|can't)\s+"
     r"(?:contain|include|mention|cover|provide|say|answer)"
     r"|\bnot (?:contained|found|mentioned|covered) in the (?:knowledge base|sources?|documents?)"
-    r"|(?:知识库|资料|来源|文档|所给|提供的)[^。\n]{0,12}(?:没有|不包含|未包含|并未|未提及|没有提到|找不到|未找到)",
+    r"|\b(?:could not|couldn't|cannot|can't|did not|didn't) find\b[^.\n]{0,60}"
+    r"\b(?:knowledge base|sources?|documents?|context)"
+    r"|(?:知识库|资料|来源|文档|所给|提供的)[^。\n]{0,12}"
+    r"(?:没有|不包含|未包含|并未|未提及|没有提到|找不到|未找到)"
+    r"|(?:没有|未)找到(?:相关|这个问题的|该问题的)|无法(?:根据|从)[^。\n]{0,12}(?:回答|找到)",
     re.IGNORECASE,
 )
 
