@@ -90,22 +90,27 @@ def ingest(
             click.echo(
                 f"{collection}: nothing was ingested; the new collection was not kept", err=True
             )
-    if as_json:
-        emit_json(report.as_dict())
-    else:
-        click.echo(
-            f"{collection}: {report.added} added, {report.updated} updated, "
-            f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed, "
-            f"{len(report.skipped)} skipped; "
-            f"{report.chunks} chunks written, {report.embedded} embedded, {report.reused} reused "
-            f"({report.seconds:.1f}s)"
-        )
-        for failure in report.failed:
-            click.echo(f"failed: {failure.source}: {failure.error}", err=True)
-        for skipped in report.skipped:
-            click.echo(f"skipped: {skipped.source}: {skipped.error}", err=True)
+    _print_report(collection, report, as_json)
     if report.failed:
         sys.exit(1)
+
+
+def _print_report(collection: str, report: IngestReport, as_json: bool) -> None:
+    """The report as JSON on stdout, or a summary line with failures and skips on stderr."""
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    click.echo(
+        f"{collection}: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed, "
+        f"{len(report.skipped)} skipped; "
+        f"{report.chunks} chunks written, {report.embedded} embedded, {report.reused} reused "
+        f"({report.seconds:.1f}s)"
+    )
+    for failure in report.failed:
+        click.echo(f"failed: {failure.source}: {failure.error}", err=True)
+    for skipped in report.skipped:
+        click.echo(f"skipped: {skipped.source}: {skipped.error}", err=True)
 
 
 async def _run_and_close(

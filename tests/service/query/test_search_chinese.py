@@ -16,7 +16,9 @@ from indexer.settings import Settings
 from service.query.engine import Engine
 from service.query.records import AnswerRequest, SearchRequest
 
-CMRC = Path(__file__).resolve().parent.parent / "data" / "cmrc_small.jsonl"
+pytestmark = pytest.mark.slow  # loads the real MiniLM model
+
+CMRC = Path(__file__).resolve().parents[2] / "data" / "cmrc_small.jsonl"
 RECORDS = [json.loads(line) for line in CMRC.read_text(encoding="utf-8").splitlines()]
 
 
