@@ -31,7 +31,7 @@ DOCS = {
     "builds.md": "# Builds\n\nThe staging cluster is rebuilt every night at 02:00 UTC.",
 }
 QUESTION = "How many days of paid leave do employees get?"
-MESSAGES = [ChatMessage("system", "Be brief."), ChatMessage("user", "[1] Leave\nFifteen days.")]
+MESSAGES = [ChatMessage("system", "Be brief."), ChatMessage("user", "[1] Fifteen days. Paid.")]
 
 
 @pytest.fixture(scope="module")
