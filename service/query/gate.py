@@ -93,14 +93,14 @@ class GateThresholds:
 # Calibrated on the dev split of scripts/eval_answers.py (FastAPI docs, English and Chinese;
 # BENCHMARKS.md "Answer quality"). MiniLM: on-topic FastAPI questions' best cosine was
 # >= 0.53 and their coverage >= 0.55; off-topic ones sharing vocabulary reached cosine 0.55
-# only with coverage <= 0.40, and full coverage only with cosine <= 0.29; SciFact claims
-# (terse, specialised) often cover under half their terms at cosine 0.60-0.69, hence a cosine
-# that answers alone. Without a similarity signal (Chinese on MiniLM, hashing, Zhipu's
-# uncalibrated cosines) coverage decides alone: off-topic FastAPI Chinese questions reached
-# 0.55, on-topic ones mostly >= 0.67.
+# only with coverage <= 0.40, and full coverage only with cosine <= 0.29. (A cosine of 0.6
+# answering alone rescued SciFact claims on dev but none held out: not taken.) Without a
+# similarity signal (Chinese on MiniLM, hashing, Zhipu's uncalibrated cosines) coverage
+# decides alone: off-topic FastAPI Chinese questions reached 0.55, on-topic ones mostly
+# >= 0.67.
 _DEFAULTS: dict[str, GateThresholds] = {
     "local": GateThresholds(
-        dense=0.45, dense_strong=0.6, coverage_with_dense=0.5, coverage=0.6, rerank=0.1
+        dense=0.45, dense_strong=0.7, coverage_with_dense=0.5, coverage=0.6, rerank=0.1
     ),
     "zhipu": GateThresholds(
         dense=None, dense_strong=None, coverage_with_dense=0.5, coverage=0.6, rerank=0.1
