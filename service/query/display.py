@@ -1,8 +1,10 @@
 """Clean display text for quoting: chunk text stays faithful for citations, answers read well.
 
-Markdown is rendered to plain text from markdown-it's token stream (not regexes over the
-source): emphasis and links keep their words, code blocks, HTML and images go, headings are
-left to the citation (its heading path). MkDocs template directives (`{* ... *}` includes,
+Every parser writes a Markdown-like form (headings, lists, pipe tables), so chunk text is
+rendered to plain text from markdown-it's token stream (not regexes over the source), except
+plain-text files: emphasis and links keep their words, fenced code, HTML and images go,
+headings are left to the citation (its heading path), table rows become "cell, cell", and
+indented text is not taken for code. MkDocs template directives (`{* ... *}` includes,
 `/// note |` admonition fences, `{ #anchor }` ids) are dropped. Hard-wrapped text (PDF,
 plain text, soft breaks in Markdown) is joined into paragraphs first (a hyphen at a line
 end joined, a drop cap rejoined with its word) so sentences are sentences, and no space is
@@ -22,9 +24,9 @@ from indexer.records import StoredChunk
 from indexer.sentences import CJK_CHARS
 from service.query.citations import neutralise_markers
 
-__all__ = ["display_text", "is_markdown", "join_cjk", "join_wrapped_lines"]
+__all__ = ["display_text", "is_markdown", "join_cjk", "join_line", "join_wrapped_lines"]
 
-_MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdx")
+_PLAIN_SUFFIXES = (".txt", ".text", ".log")
 _DIRECTIVE_LINE = re.compile(r"^\s*(?:\{\*.*\*\}|/{3}.*|!{3}.*|\?{3}.*)\s*$", re.MULTILINE)
 _ANCHOR = re.compile(r"\s*\{\s*#[^}]*\}")
 _HTML_REMNANT = re.compile(r"</?[A-Za-z][^<>]*>?|&[a-z]+;")
@@ -33,13 +35,14 @@ _CJK_START = re.compile(rf"^[{CJK_CHARS}。！？；：，、（「『《]")
 _TERMINATOR = re.compile(r"[.!?。！？:：;；]['\")”’」』）]*$")
 _LIST_START = re.compile(r"^\s*(?:[-*•·]|\d{1,3}[.)]|[a-z][.)])\s")
 _SPACES = re.compile(r"[ \t\u00a0]+")
-_SKIPPED_BLOCKS = ("fence", "code_block", "html_block", "hr")
+_HYPHENATED_END = re.compile(r"[^\W\d_]{2}-$")
+# A capital alone at the start of a paragraph (not the words "A" and "I").
+_DROP_CAP = re.compile(r"(?:^|\n)[B-HJ-Z]$")
 
 
 def is_markdown(chunk: StoredChunk) -> bool:
-    """Whether a chunk's text is Markdown source (by its document's name or media type)."""
-    media = str(chunk.metadata.get("media_type", "")) if chunk.metadata else ""
-    return chunk.source.lower().endswith(_MARKDOWN_SUFFIXES) or "markdown" in media
+    """Whether a chunk's text is read as Markdown: all but plain-text files."""
+    return not chunk.source.lower().endswith(_PLAIN_SUFFIXES)
 
 
 def display_text(chunk: StoredChunk) -> str:
@@ -63,6 +66,15 @@ def join_cjk(left: str, right: str) -> str:
     return f"{left} {right}"
 
 
+def join_line(left: str, right: str) -> str:
+    """Two pieces of one paragraph split by a line wrap, joined as the text was written."""
+    if _HYPHENATED_END.search(left) and right[:1].islower():
+        return left[:-1] + right  # hyphenation: "exam-" + "ple"
+    if _DROP_CAP.search(left) and right[:1].islower():
+        return left + right  # a drop cap: "T" + "he typewriter"
+    return join_cjk(left, right)
+
+
 def join_wrapped_lines(text: str) -> str:
     """Hard-wrapped lines joined into paragraphs; blank lines and list items stay breaks."""
     paragraphs = []
@@ -76,12 +88,8 @@ def join_wrapped_lines(text: str) -> str:
                 joined = line
             elif _LIST_START.match(line) or (_TERMINATOR.search(joined) and len(raw) < 40):
                 joined += "\n" + line
-            elif joined.endswith("-") and line[:1].islower() and joined[-2:-1].isalpha():
-                joined = joined[:-1] + line  # hyphenation: "exam-" + "ple"
-            elif re.fullmatch(r"[A-Z]", joined.split("\n")[-1]) and line[:1].islower():
-                joined += line  # a drop cap: "T" + "he typewriter"
             else:
-                joined = join_cjk(joined, line)
+                joined = join_line(joined, line)
         if joined:
             paragraphs.append(joined)
     return "\n".join(paragraphs)
@@ -89,22 +97,28 @@ def join_wrapped_lines(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": True}).enable("table")
+    # No indented code blocks: extracted text is often indented without being code.
+    return MarkdownIt("commonmark", {"html": True}).enable("table").disable("code")
 
 
 def _markdown_text(text: str) -> str:
     source = _DIRECTIVE_LINE.sub("", text)
     lines: list[str] = []
+    row: list[str] | None = None  # the cells of a table row being read
     skip_depth = 0
     for token in _parser().parse(source):
         if token.type.startswith("heading_"):
             skip_depth += 1 if token.nesting == 1 else -1
-            continue
-        if token.type in _SKIPPED_BLOCKS or skip_depth:
-            continue
-        if token.type == "inline":
+        elif token.type == "tr_open":
+            row = []
+        elif token.type == "tr_close" and row is not None:
+            lines.append(", ".join(cell for cell in row if cell))
+            row = None
+        elif token.type == "inline" and not skip_depth:
             line = _inline_text(token.children or [])
-            if line:
+            if row is not None:
+                row.append(line)
+            elif line:
                 lines.append(line)
     return "\n".join(lines)
 
@@ -125,5 +139,5 @@ def _resolve_breaks(text: str) -> str:
     parts = text.split("\u0000")
     joined = parts[0]
     for part in parts[1:]:
-        joined = join_cjk(joined.rstrip(), part.lstrip())
+        joined = join_line(joined.rstrip(), part.lstrip())
     return joined

@@ -76,3 +76,19 @@ def test_extractive_answer_quotes_display_text() -> None:
     assert answer.startswith("You can configure it in your FastAPI application")
     for markup in ("**", "`", "{*", "///", "<abbr", "hl["):
         assert markup not in answer
+
+
+def test_parsed_documents_render_as_markdown_with_wrapped_lines_joined() -> None:
+    # What the PDF and DOCX parsers write: Markdown-like text, hard-wrapped.
+    text = (
+        "## Intro\n\nT\nhe typewriter changed the office. Clerks used the exam-\nple forms.\n"
+        "    Indented text is text, not code.\n\n| year | units |\n|---|---|\n| 1900 | 40 |\n\n"
+        "A\nlot changed."
+    )
+    assert display_text(_chunk(text, "report.pdf")).splitlines() == [
+        "The typewriter changed the office. Clerks used the example forms. Indented text is "
+        "text, not code.",
+        "year, units",
+        "1900, 40",
+        "A lot changed.",
+    ]
