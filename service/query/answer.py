@@ -13,7 +13,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from indexer.errors import InputError, NotFound, PayloadTooLarge
-from indexer.providers.base import ChatDelta, ChatMessage, ChatModel, ChatOptions
+from indexer.providers.base import (
+    TRUNCATED_FINISH_REASONS,
+    ChatDelta,
+    ChatMessage,
+    ChatModel,
+    ChatOptions,
+)
 from indexer.records import StoredChunk, Usage
 from service.query.answer_records import (
     Answer,
@@ -31,6 +37,7 @@ from service.query.extractive import extractive_answer
 from service.query.gate import GateDecision, GateOverrides, content_terms, decide, idf
 from service.query.prompting import (
     build_messages,
+    estimate_tokens,
     is_refusal,
     not_found_message,
     pack,
@@ -156,6 +163,13 @@ def choose_model(ctx: AnswerContext, request: AnswerRequest, evidence: _Evidence
     whole = request.scope == "documents"
     budget = ctx.long_window - ctx.answer_tokens if whole else ctx.context_tokens
     chunks = pack([h.chunk for h in evidence.hits], budget) if evidence.grounded else []
+    if whole and len(chunks) < len(evidence.hits):
+        needed = sum(estimate_tokens(h.chunk.text) for h in evidence.hits)
+        raise PayloadTooLarge(
+            f"the documents are ~{needed:,} tokens; with {ctx.answer_tokens:,} for the answer "
+            f"they do not fit the largest window available ({ctx.long_model}, "
+            f"{ctx.long_window:,} tokens)"
+        )
     messages = build_messages(request.query, chunks, request.history)
     if ctx.chat is None or not chunks or request.model == EXTRACTIVE:
         reason = "no chat model configured" if ctx.chat is None else "extractive answer"
@@ -170,7 +184,11 @@ def choose_model(ctx: AnswerContext, request: AnswerRequest, evidence: _Evidence
         whole_documents=whole,
     )
     if chosen is None:
-        raise PayloadTooLarge("the documents are too long even for the long-context model")
+        raise PayloadTooLarge(
+            f"the prompt is ~{prompt_tokens(messages):,} tokens plus {ctx.answer_tokens:,} "
+            f"for the answer; the largest window available ({ctx.long_model}) is "
+            f"{ctx.long_window:,} tokens"
+        )
     if request.model not in ("auto", chosen.model):
         return _Plan(chunks, messages, request.model, "requested")
     return _Plan(chunks, messages, chosen.model, chosen.reason)
@@ -247,8 +265,8 @@ async def answer_events(
     if grounded and not renumbering.order and is_refusal(text):
         grounded = False
         trace.warnings.append("the model found no answer in the sources")
-    if finish == "length":
-        trace.warnings.append("the answer was cut at the token limit")
+    if finish in TRUNCATED_FINISH_REASONS:
+        trace.warnings.append(f"the answer was cut short (finish_reason: {finish})")
     citations = _citations(renumbering.order, plan.chunks)
     yield CitationsEvent(text, citations)
     trace.timings["total"] = (time.perf_counter() - started) * 1000

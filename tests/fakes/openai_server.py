@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.fakes.zhipu_server import fake_answer, fake_tokens
+from tests.fakes.zhipu_content import fake_answer, fake_tokens
 
 
 @dataclass
