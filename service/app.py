@@ -15,14 +15,14 @@ from fastapi import FastAPI
 from starlette.types import Scope
 
 from indexer.settings import Settings
-from service import openai_api, widget
+from service import console, openai_api, widget
 from service.auth import RateLimiter
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.mcp_server import mount_mcp
 from service.metrics import Metrics, MetricsMiddleware
 from service.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from service.routes import collections, documents, health, search
+from service.routes import collections, documents, health, keys, search
 
 __all__ = ["JSON_BODY_LIMIT", "create_app"]
 
@@ -80,10 +80,11 @@ def create_app(
     app.state.metrics = Metrics()
 
     install_error_handlers(app)
-    for module in (search, collections, documents, health):
+    for module in (search, collections, documents, keys, health):
         app.include_router(module.router)
     app.include_router(openai_api.router)
     app.include_router(widget.router)
+    app.include_router(console.router)
     mount_mcp(app)
 
     def body_limit(scope: Scope) -> int:

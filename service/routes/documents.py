@@ -16,12 +16,12 @@ from starlette.datastructures import UploadFile
 from indexer.errors import InputError, ParseError, PayloadTooLarge, UnsupportedMediaType
 from indexer.ingest import Ingestor, SourceItem, delete_documents
 from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
-from indexer.records import Document
+from indexer.records import Document, StoredChunk
 from indexer.settings import Settings
 from service.deps import EngineDep, PrincipalDep, authorize, forbid_widget, writing
 from service.schemas import ERROR_RESPONSES, TextDocumentBody
 
-__all__ = ["document_info", "router"]
+__all__ = ["chunk_info", "document_info", "router"]
 
 router = APIRouter(
     prefix="/v1/collections/{name}/documents", tags=["documents"], responses=ERROR_RESPONSES
@@ -165,19 +165,29 @@ async def list_documents(
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Documents per page.")] = 100,
     offset: Annotated[int, Query(ge=0, description="Documents to skip.")] = 0,
+    q: Annotated[
+        str, Query(max_length=200, description="Only sources or titles containing this.")
+    ] = "",
 ) -> dict[str, Any]:
     """Documents of the collection, by source: id, source, title, chunk count, media type,
-    metadata, size and timestamps, with the `total` count. Needs `read`; not widget keys."""
+    metadata, size and timestamps, with the `total` count (of matches, with `q`).
+    Needs `read`; not widget keys."""
     authorize(principal, "read", name)
     forbid_widget(principal)
     catalog = engine.index.catalog
+    needle = q.strip().casefold()
 
     def page() -> dict[str, Any]:
         collection = catalog.get_collection(name)
-        docs = catalog.list_documents(collection.id, limit=limit, offset=offset)
+        if needle:
+            found = [d for d in catalog.list_documents(collection.id) if _matches(d, needle)]
+            docs, total = found[offset : offset + limit], len(found)
+        else:
+            docs = catalog.list_documents(collection.id, limit=limit, offset=offset)
+            total = catalog.count_documents(collection.id)
         return {
             "documents": [document_info(d) for d in docs],
-            "total": catalog.count_documents(collection.id),
+            "total": total,
             "limit": limit,
             "offset": offset,
         }
@@ -204,6 +214,52 @@ async def get_document(
         return {**document_info(doc), "text": catalog.document_text(doc.id)}
 
     return await asyncio.to_thread(read)
+
+
+def _matches(d: Document, needle: str) -> bool:
+    return needle in d.source.casefold() or needle in (d.title or "").casefold()
+
+
+@router.get("/{document_id}/chunks")
+async def document_chunks(
+    name: str,
+    document_id: int,
+    engine: EngineDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Chunks per page.")] = 200,
+    offset: Annotated[int, Query(ge=0, description="Chunks to skip.")] = 0,
+) -> dict[str, Any]:
+    """The document's chunks in order: id, ordinal, text, heading path, page and character
+    span, with the `total` count. Needs `read`; not widget keys."""
+    authorize(principal, "read", name)
+    forbid_widget(principal)
+    catalog = engine.index.catalog
+
+    def read() -> dict[str, Any]:
+        collection = catalog.get_collection(name)
+        doc = catalog.get_document(collection.id, document_id)
+        ids = catalog.document_chunk_ids([doc.id])
+        found = catalog.chunks_by_ids(ids[offset : offset + limit])
+        return {
+            "document_id": doc.id,
+            "chunks": [chunk_info(found[i]) for i in ids[offset : offset + limit] if i in found],
+            "total": len(ids),
+            "limit": limit,
+            "offset": offset,
+        }
+
+    return await asyncio.to_thread(read)
+
+
+def chunk_info(c: StoredChunk) -> dict[str, Any]:
+    return {
+        "chunk_id": c.id,
+        "ordinal": c.ordinal,
+        "text": c.text,
+        "heading_path": list(c.heading_path),
+        "page": c.page,
+        "span": {"start": c.start, "end": c.end},
+    }
 
 
 @router.delete("/{document_id}")

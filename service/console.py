@@ -1,0 +1,73 @@
+"""The operators' web console at `/console`: one static page, its script and stylesheet.
+
+Plain files shipped in the package (no build step, no CDN), served under a strict
+Content-Security-Policy: the page talks only to this server, runs only its own script and
+cannot be framed. The page signs in with an API key kept in the tab's session storage and
+calls the same `/v1` routes as any client, so the key's scopes decide what it may do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from service.auth import has_active_keys
+from service.deps import EngineDep
+
+__all__ = ["CONSOLE_CSP", "router"]
+
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+_HEADERS = {
+    "Content-Security-Policy": CONSOLE_CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+router = APIRouter(tags=["console"], include_in_schema=False)
+
+
+@cache
+def _static(name: str) -> str:
+    return resources.files("service").joinpath("static", name).read_text(encoding="utf-8")
+
+
+@router.get("/console")
+async def console_page() -> HTMLResponse:
+    """The console's single page; it needs no key to load (the API calls do)."""
+    return HTMLResponse(_static("console.html"), headers=_HEADERS)
+
+
+@router.get("/console/")
+async def console_slash() -> RedirectResponse:
+    return RedirectResponse("/console", status_code=308)
+
+
+@router.get("/console/console.js")
+async def console_script() -> Response:
+    script = _static("console.js")
+    return Response(script, media_type="application/javascript; charset=utf-8", headers=_HEADERS)
+
+
+@router.get("/console/console.css")
+async def console_style() -> Response:
+    return Response(_static("console.css"), media_type="text/css; charset=utf-8", headers=_HEADERS)
+
+
+@router.get("/console/config.json")
+async def console_config(request: Request, engine: EngineDep) -> dict[str, Any]:
+    """What the page needs before signing in: whether a key is required, which views exist."""
+    keyed = await asyncio.to_thread(has_active_keys, engine.index.catalog)
+    paths = {getattr(route, "path", "") for route in request.app.routes}
+    return {
+        "key_required": keyed or not request.app.state.open_without_keys,
+        "jobs": "/v1/jobs" in paths,
+    }
