@@ -70,12 +70,16 @@ def open_index(settings: Settings, *, writer: bool) -> Iterator[Any]:
 
 
 @contextmanager
-def writing(settings: Settings) -> Iterator[Any]:
-    """The index opened for writing, under the data directory's writer lock."""
+def writing(settings: Settings, operation: str = "write") -> Iterator[Any]:
+    """The index opened for writing, under the data directory's writer lock.
+
+    `operation` names the command in the lock file and in a refusal ("cannot delete: ...").
+    """
     from indexer.writer_lock import WriterLock
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with WriterLock(settings.data_dir), open_index(settings, writer=True) as index:
+    lock = WriterLock(settings.data_dir, operation=operation)
+    with lock, open_index(settings, writer=True) as index:
         yield index
 
 
@@ -116,6 +120,20 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
     default=None,
     help="Expected vector size; refused if the collection was created with another.",
 )
+@click.option(
+    "-m",
+    "--metadata",
+    "metadata_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Metadata for every file (repeatable); numbers and true/false stay typed.",
+)
+@click.option(
+    "--metadata-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A JSON object of metadata for every file (a sidecar); --metadata adds to it.",
+)
 @pass_app
 @reports_errors
 def ingest(
@@ -126,25 +144,35 @@ def ingest(
     as_json: bool,
     quiet: bool,
     dimensions: int | None,
+    metadata_pairs: tuple[str, ...],
+    metadata_file: Path | None,
 ) -> None:
     """Parse, chunk, embed and store files (directories recursively).
 
     Unchanged files cost nothing on a re-run; changed files replace their chunks.
-    Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error.
+    Metadata is filterable in search (`--filter`); it is stored when a file is added or
+    changed (unchanged content is skipped, metadata included).
+    Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error,
+    4 when another writer holds the data directory.
     """
+    from dataclasses import replace
+
     from indexer.collections import ensure_collection
     from indexer.errors import Conflict
     from indexer.ingest import Ingestor, discover
+    from indexer.metadata_options import metadata_from_options
     from indexer.progress import ingest_progress
     from indexer.providers.factory import EmbedderCache
 
     settings = app.settings
-    items = discover(list(paths))
+    metadata = metadata_from_options(metadata_pairs, metadata_file)
+    items = [replace(i, metadata=dict(metadata)) for i in discover(list(paths))]
     embedders = EmbedderCache(settings)
-    with writing(settings) as index:
+    with writing(settings, "ingest") as index:
         if index.catalog.find_collection(collection) is None:
             _notice_default(settings)
         target = ensure_collection(index, embedders, collection)
+        first_run = index.catalog.count_documents(target.id) == 0
         if dimensions is not None and dimensions != target.dimensions:
             raise Conflict(
                 f"collection {collection!r} stores {target.dimensions}-dimensional vectors; "
@@ -168,8 +196,25 @@ def ingest(
         )
         for failure in report.failed:
             click.echo(f"failed: {failure.source}: {failure.error}", err=True)
+    if first_run and report.added and not quiet:
+        _next_steps(collection)
     if report.failed:
         sys.exit(1)
+
+
+def _next_steps(collection: str) -> None:
+    """After the first ingest into an empty collection: what to try next (on stderr)."""
+    name = (
+        collection if collection.replace("-", "").replace("_", "").isalnum() else repr(collection)
+    )
+    click.echo(
+        "\nnext steps:\n"
+        f'  ragsearch search "your question" -c {name}\n'
+        f'  ragsearch ask "your question" -c {name}\n'
+        f"  ragsearch show DOCUMENT -c {name}      # a document's text and chunks\n"
+        "  ragsearch serve                       # then open http://127.0.0.1:8000/console",
+        err=True,
+    )
 
 
 async def _run_and_close(ingestor: Any, items: Any, sync: Any, embedders: Any) -> Any:
@@ -262,7 +307,7 @@ def delete(
 
     if not sources and not ids:
         raise InputError("name at least one --source or --id")
-    with writing(app.settings) as index:
+    with writing(app.settings, "delete") as index:
         target = index.catalog.get_collection(collection)
         wanted = list(ids)
         for source in sources:
@@ -317,7 +362,7 @@ def collections_create(
 
     settings = app.settings
     spec = requested_embedder_spec(settings, embedder, model, dimensions)
-    with writing(settings) as index:
+    with writing(settings, "create a collection") as index:
         created = create_collection(
             index,
             EmbedderCache(settings),
@@ -360,7 +405,7 @@ def collections_drop(app: AppContext, name: str, yes: bool) -> None:
     """Drop a collection with all its documents and vectors."""
     if not yes and not click.confirm(f"drop collection {name!r} and everything in it?", err=True):
         sys.exit(1)
-    with writing(app.settings) as index:
+    with writing(app.settings, "drop a collection") as index:
         dropped = index.catalog.drop_collection(name)
         index.forget(dropped)
     click.echo(f"dropped {name}")

@@ -82,7 +82,7 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 @asynccontextmanager
-async def writing(request: Request) -> AsyncIterator[Index]:
+async def writing(request: Request, operation: str = "write") -> AsyncIterator[Index]:
     """The index for writing, under the data directory's writer lock.
 
     Waits up to `app.state.writer_lock_timeout` seconds (in a thread, so the event loop
@@ -91,7 +91,9 @@ async def writing(request: Request) -> AsyncIterator[Index]:
     """
     engine = get_engine(request)
     state: Any = request.app.state
-    lock = WriterLock(engine.settings.data_dir, timeout=state.writer_lock_timeout)
+    lock = WriterLock(
+        engine.settings.data_dir, timeout=state.writer_lock_timeout, operation=operation
+    )
     acquiring = asyncio.ensure_future(asyncio.to_thread(lock.acquire))
     try:
         await asyncio.shield(acquiring)

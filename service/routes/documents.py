@@ -16,12 +16,13 @@ from starlette.datastructures import UploadFile
 from indexer.errors import InputError, ParseError, PayloadTooLarge, UnsupportedMediaType
 from indexer.ingest import Ingestor, SourceItem, delete_documents
 from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
-from indexer.records import Document, StoredChunk
+from indexer.records import Document
 from indexer.settings import Settings
 from service.deps import EngineDep, PrincipalDep, authorize, forbid_widget, writing
+from service.document_view import chunk_info, document_info
 from service.schemas import ERROR_RESPONSES, TextDocumentBody
 
-__all__ = ["chunk_info", "document_info", "router"]
+__all__ = ["router"]
 
 router = APIRouter(
     prefix="/v1/collections/{name}/documents", tags=["documents"], responses=ERROR_RESPONSES
@@ -55,21 +56,6 @@ _UPLOAD_BODY = {
 }
 
 
-def document_info(d: Document) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "source": d.source,
-        "title": d.title,
-        "chunks": d.chunk_count,
-        "media_type": d.media_type,
-        "metadata": d.metadata,
-        "size_bytes": d.size_bytes,
-        "sha256": d.content_sha256,
-        "created_at": d.created_at,
-        "updated_at": d.updated_at,
-    }
-
-
 @router.post("", openapi_extra=_UPLOAD_BODY, status_code=201)
 async def upload(
     name: str,
@@ -89,7 +75,7 @@ async def upload(
     authorize(principal, "write", name)
     engine.index.catalog.get_collection(name)  # 404 before reading the body
     items = await _read_items(request, engine.settings)
-    async with writing(request) as index:
+    async with writing(request, "upload") as index:
         collection = index.catalog.get_collection(name)
         embedder = engine.embedders.for_collection(collection)
         ingestor = await asyncio.to_thread(Ingestor, index, collection, embedder)
@@ -251,17 +237,6 @@ async def document_chunks(
     return await asyncio.to_thread(read)
 
 
-def chunk_info(c: StoredChunk) -> dict[str, Any]:
-    return {
-        "chunk_id": c.id,
-        "ordinal": c.ordinal,
-        "text": c.text,
-        "heading_path": list(c.heading_path),
-        "page": c.page,
-        "span": {"start": c.start, "end": c.end},
-    }
-
-
 @router.delete("/{document_id}")
 async def delete_document(
     name: str,
@@ -271,7 +246,7 @@ async def delete_document(
 ) -> dict[str, Any]:
     """Delete a document with its chunks, text and vectors. Needs `write`."""
     authorize(principal, "write", name)
-    async with writing(request) as index:
+    async with writing(request, "delete a document") as index:
         collection = index.catalog.get_collection(name)
         await asyncio.to_thread(delete_documents, index, collection, [document_id])
     return {"deleted": document_id}
