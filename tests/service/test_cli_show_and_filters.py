@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 import service.cli  # noqa: F401 - adds search, ask, show and keys to the group
 from indexer.settings import Settings
-from service.app import create_app
+from service.http.app import create_app
 from tests.conftest import INGEST_DATA, Cli
 
 

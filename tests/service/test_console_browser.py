@@ -17,8 +17,8 @@ import pytest
 
 from indexer.index import Index
 from indexer.settings import Settings
-from service.app import create_app
-from service.auth import create_key
+from service.http.app import create_app
+from service.http.auth import create_key
 from tests.conftest import DATA, INGEST_DATA
 from tests.service.chatbots import LiveServer, build_corpus
 from tests.service.test_widget_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS

@@ -7,7 +7,7 @@ import re
 from fastapi.testclient import TestClient
 
 from indexer.settings import Settings
-from service.console import CONSOLE_CSP
+from service.http.console import CONSOLE_CSP
 from tests.service.conftest import assert_error, bearer, new_key
 
 STATIC = ("/console", "/console/console.js", "/console/console.css")

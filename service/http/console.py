@@ -16,8 +16,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from service.auth import has_active_keys
-from service.deps import EngineDep
+from service.http.auth import has_active_keys
+from service.http.deps import EngineDep
 
 __all__ = ["CONSOLE_CSP", "router"]
 
@@ -37,7 +37,7 @@ router = APIRouter(tags=["console"], include_in_schema=False)
 
 @cache
 def _static(name: str) -> str:
-    return resources.files("service").joinpath("static", name).read_text(encoding="utf-8")
+    return resources.files("service.http").joinpath("static", name).read_text(encoding="utf-8")
 
 
 @router.get("/console")

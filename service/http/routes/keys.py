@@ -9,9 +9,16 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexer.errors import Forbidden, InputError
-from service.auth import create_key, list_keys, revoke_key_id
-from service.deps import EngineDep, Principal, PrincipalDep, authorize, forbid_widget, require_json
-from service.schemas import ERROR_RESPONSES
+from service.http.auth import create_key, list_keys, revoke_key_id
+from service.http.deps import (
+    EngineDep,
+    Principal,
+    PrincipalDep,
+    authorize,
+    forbid_widget,
+    require_json,
+)
+from service.http.schemas import ERROR_RESPONSES
 
 __all__ = ["KeyBody", "router"]
 
