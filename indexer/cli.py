@@ -109,7 +109,7 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, metavar="PATH_OR_URL...")
 @click.option("-c", "--collection", required=True, help="Collection to ingest into.")
 @click.option("--sync", is_flag=True, help="Delete documents whose files vanished from PATHS.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
@@ -138,7 +138,7 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
 @reports_errors
 def ingest(
     app: AppContext,
-    paths: tuple[Path, ...],
+    paths: tuple[str, ...],
     collection: str,
     sync: bool,
     as_json: bool,
@@ -147,7 +147,10 @@ def ingest(
     metadata_pairs: tuple[str, ...],
     metadata_file: Path | None,
 ) -> None:
-    """Parse, chunk, embed and store files (directories recursively).
+    """Parse, chunk, embed and store files (directories recursively) or web pages.
+
+    An http(s) URL is downloaded (public addresses only, see
+    RAGSEARCH_URL_FETCH_ALLOWED_NETWORKS; size and time limited) and stored under its URL.
 
     Unchanged files cost nothing on a re-run; changed files replace their chunks.
     Metadata is filterable in search (`--filter`); it is stored when a file is added or
@@ -163,10 +166,16 @@ def ingest(
     from indexer.metadata_options import metadata_from_options
     from indexer.progress import ingest_progress
     from indexer.providers.factory import EmbedderCache
+    from indexer.url_fetch import is_url
 
     settings = app.settings
     metadata = metadata_from_options(metadata_pairs, metadata_file)
-    items = [replace(i, metadata=dict(metadata)) for i in discover(list(paths))]
+    urls = [p for p in paths if is_url(p)]
+    files = [Path(p) for p in paths if not is_url(p)]
+    found = discover(files)
+    if urls:
+        found += asyncio.run(_fetch_pages(urls, settings))
+    items = [replace(i, metadata=dict(metadata)) for i in found]
     embedders = EmbedderCache(settings)
     with writing(settings, "ingest") as index:
         if index.catalog.find_collection(collection) is None:
@@ -183,7 +192,7 @@ def ingest(
         with ingest_progress(len(items), enabled=show) as advance:
             ingestor = Ingestor(index, target, embedder, on_progress=advance)
             report = asyncio.run(
-                _run_and_close(ingestor, items, paths if sync else None, embedders)
+                _run_and_close(ingestor, items, files if sync else None, embedders)
             )
     if as_json:
         emit_json(report.as_dict())
@@ -215,6 +224,20 @@ def _next_steps(collection: str) -> None:
         "  ragsearch serve                       # then open http://127.0.0.1:8000/console",
         err=True,
     )
+
+
+async def _fetch_pages(urls: list[str], settings: Settings) -> list[Any]:
+    from indexer.ingest import SourceItem
+    from indexer.url_fetch import UrlPolicy, fetch_url
+
+    policy = UrlPolicy.from_settings(
+        settings.max_file_bytes, settings.url_fetch_timeout, settings.url_fetch_allowed_networks
+    )
+    items = []
+    for url in urls:
+        page = await fetch_url(url, policy)
+        items.append(SourceItem(url, page.filename, data=page.data))
+    return items
 
 
 async def _run_and_close(ingestor: Any, items: Any, sync: Any, embedders: Any) -> Any:

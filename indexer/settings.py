@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(
         50 * 1024 * 1024, description="Largest file (bytes) ingest accepts; larger ones fail alone."
     )
+    url_fetch_timeout: float = Field(
+        30.0, gt=0, description="Seconds a URL ingest may take to download (redirects included)."
+    )
+    url_fetch_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR, e.g. 10.0.0.0/8) URL ingests may reach although private, "
+        "loopback or link-local; by default only public addresses are fetched.",
+    )
 
     # --- chunking ------------------------------------------------------------------------
     chunk_tokens: int = Field(

@@ -6,6 +6,7 @@ engine passed in (tests, embedding apps) is used as is and left for its owner to
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,10 +19,11 @@ from indexer.settings import Settings
 from service.http import console, openai_api, widget
 from service.http.auth import RateLimiter
 from service.http.errors import install_error_handlers
+from service.http.jobs import JobRunner
 from service.http.mcp_server import mount_mcp
 from service.http.metrics import Metrics, MetricsMiddleware
 from service.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from service.http.routes import collections, documents, health, keys, search
+from service.http.routes import collections, documents, health, jobs, keys, search
 from service.query.engine import Engine
 
 __all__ = ["JSON_BODY_LIMIT", "create_app"]
@@ -38,12 +40,14 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     writer_lock_timeout: float = 30.0,
     open_without_keys: bool = True,
+    job_poll_interval: float = 0.5,
 ) -> FastAPI:
     """The ragsearch HTTP service for `settings` (default: read from the environment).
 
     `clock` drives the per-key rate limits. `writer_lock_timeout` is how long a write waits
     for another writer. With `open_without_keys` false, the service refuses every request
-    while no API key exists (for servers bound beyond localhost).
+    while no API key exists (for servers bound beyond localhost). `job_poll_interval` paces
+    the event streams of ingestion jobs.
     """
     if settings is None:
         # pydantic-settings fills every field from the environment and defaults.
@@ -54,9 +58,12 @@ def create_app(
         owned = engine is None
         if owned:
             app.state.engine = Engine(settings)
+        app.state.jobs = JobRunner(app.state)
+        await asyncio.to_thread(app.state.jobs.recover)
         try:
             yield
         finally:
+            await app.state.jobs.aclose()
             if app.state.writer_index is not None:
                 app.state.writer_index.close()
                 app.state.writer_index = None
@@ -75,12 +82,13 @@ def create_app(
     app.state.engine = engine
     app.state.writer_index = None
     app.state.writer_lock_timeout = writer_lock_timeout
+    app.state.job_poll_interval = job_poll_interval
     app.state.open_without_keys = open_without_keys
     app.state.rate_limiter = RateLimiter(clock)
     app.state.metrics = Metrics()
 
     install_error_handlers(app)
-    for module in (search, collections, documents, keys, health):
+    for module in (search, collections, documents, jobs, keys, health):
         app.include_router(module.router)
     app.include_router(openai_api.router)
     app.include_router(widget.router)

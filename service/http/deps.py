@@ -31,6 +31,7 @@ __all__ = [
     "get_metrics",
     "get_principal",
     "require_json",
+    "write_access",
     "writing",
 ]
 
@@ -89,11 +90,18 @@ async def writing(request: Request, operation: str = "write") -> AsyncIterator[I
     keeps serving readers), then raises `Locked` (409). The writer index is the app's own,
     opened on first use; readers pick its commits up by catalog revision.
     """
-    engine = get_engine(request)
     state: Any = request.app.state
-    lock = WriterLock(
-        engine.settings.data_dir, timeout=state.writer_lock_timeout, operation=operation
-    )
+    engine = get_engine(request)
+    async with write_access(state, engine, operation, state.writer_lock_timeout) as index:
+        yield index
+
+
+@asynccontextmanager
+async def write_access(
+    state: Any, engine: Engine, operation: str, timeout: float
+) -> AsyncIterator[Index]:
+    """`writing` for code without a request (ingestion jobs): the app's `state` and engine."""
+    lock = WriterLock(engine.settings.data_dir, timeout=timeout, operation=operation)
     acquiring = asyncio.ensure_future(asyncio.to_thread(lock.acquire))
     try:
         await asyncio.shield(acquiring)

@@ -201,3 +201,30 @@ def test_readme_documents_every_exit_code_the_errors_use() -> None:
     for code in codes | {0, 1, 130}:
         assert f"\n| {code} | " in README, code
     assert "**locked**" in README
+
+
+def test_cli_ingests_a_url_only_where_allowed(cli: Cli) -> None:
+    from tests.indexer.test_url_fetch import Site
+    from tests.service.chatbots import LiveServer
+
+    cli.create_collection()
+    web = Site()
+    with LiveServer(web.app) as server:
+        refused = cli("ingest", f"{server.url}/page", "-c", "docs")
+        assert web.hosts == []
+        allowed = cli(
+            "ingest",
+            f"{server.url}/page",
+            INGEST_DATA / "notes.txt",
+            "-c",
+            "docs",
+            "--json",
+            env={"RAGSEARCH_URL_FETCH_ALLOWED_NETWORKS": '["127.0.0.0/8"]'},
+        )
+
+    assert refused.exit_code == 2
+    assert "loopback" in refused.stderr
+    assert allowed.exit_code == 0, allowed.stderr
+    assert json.loads(allowed.stdout)["added"] == 2
+    sources = [d["source"] for d in cli.json("documents", "-c", "docs")["documents"]]
+    assert f"{server.url}/page" in sources

@@ -180,3 +180,31 @@ def test_console_speaks_chinese_and_searches_chinese_text(
     page.reload()  # the key survives a reload of this tab, the language too
     expect(page.locator('#tabs a[data-tab="playground"]')).to_have_text("检索试验")
     assert errors == []
+
+
+def test_console_runs_an_upload_as_a_job_and_follows_it(
+    console: tuple[Any, str, list[str]],
+) -> None:
+    from playwright.sync_api import expect
+
+    page, secret, errors = console
+    sign_in(page, secret)
+    page.locator('#collections-table tr[data-collection="docs"]').get_by_role(
+        "button", name="Open"
+    ).click()
+    expect(page.locator("#docs-collection-name")).to_have_text("docs")
+    page.locator("#upload-async").check()
+    page.locator("#upload-files").set_input_files(
+        [INGEST_DATA / "guide.md", INGEST_DATA / "notes.txt"]
+    )
+    results = page.locator("#upload-list li")
+    expect(results.nth(1).locator("span").nth(1)).to_contain_text("Job started", timeout=15_000)
+
+    page.locator('#tabs a[data-tab="jobs"]').click()
+    rows = page.locator("#jobs-table tbody tr")
+    expect(rows).to_have_count(2)
+    for n in range(2):
+        expect(rows.nth(n)).to_have_attribute("data-status", "done", timeout=15_000)
+    expect(rows.first).to_contain_text("1/1")
+    shot(page, "jobs")
+    assert errors == []

@@ -1,25 +1,20 @@
-"""Documents of a collection: upload (multipart files or JSON text), list, read, delete."""
+"""Documents of a collection: upload (files, text or a URL; now or as a job), list, read, delete."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 
-from indexer.errors import InputError, ParseError, PayloadTooLarge, UnsupportedMediaType
-from indexer.ingest import Ingestor, SourceItem, delete_documents
-from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
+from indexer.errors import ParseError
+from indexer.ingest import Ingestor, delete_documents
 from indexer.records import Document
-from indexer.settings import Settings
 from service.http.deps import EngineDep, PrincipalDep, authorize, forbid_widget, writing
+from service.http.jobs import JobRunner
 from service.http.schemas import ERROR_RESPONSES, TextDocumentBody
+from service.http.uploads import fetch_items, read_upload, url_policy
 from service.query.document_view import chunk_info, document_info
 
 __all__ = ["router"]
@@ -28,7 +23,6 @@ router = APIRouter(
     prefix="/v1/collections/{name}/documents", tags=["documents"], responses=ERROR_RESPONSES
 )
 
-MAX_FILES = 100
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -47,6 +41,10 @@ _UPLOAD_BODY = {
                             "type": "string",
                             "description": "Optional JSON object of metadata for every file.",
                         },
+                        "async": {
+                            "type": "string",
+                            "description": "`true`: run as a background job (202 + job).",
+                        },
                     },
                 }
             },
@@ -63,18 +61,29 @@ async def upload(
     engine: EngineDep,
     principal: PrincipalDep,
 ) -> JSONResponse:
-    """Add or replace documents: `multipart/form-data` files (field `files`), or JSON text.
+    """Add or replace documents: `multipart/form-data` files (field `files`), JSON text, or a
+    JSON `url` to download.
 
-    A document's source is its file name (or the JSON `source`); uploading the same source
-    again replaces it, and identical content is skipped. Answers with the ingest report:
-    201 when something was added or updated, 200 when all was unchanged, 422 when every
-    document failed; per-document failures are listed in `failed`. 413 over the upload
-    limit, 415 for another content type or an unsupported file suffix, 409 `locked` when
-    another writer kept the lock too long. Needs the `write` scope on the collection.
+    A document's source is its file name (or the JSON `source`, or the URL); uploading the
+    same source again replaces it, and identical content is skipped. Answers with the ingest
+    report: 201 when something was added or updated, 200 when all was unchanged, 422 when
+    every document failed; per-document failures are listed in `failed`. With `async` (a
+    form field `async=true`, or JSON `"async": true`) answers 202 at once with the `job`;
+    follow it at `/v1/jobs/{id}`. 413 over the upload limit, 415 for another content type
+    or an unsupported file suffix, 409 `locked` when another writer kept the lock too long;
+    a URL aimed at a private, loopback or link-local address is refused (400 `url_refused`).
+    Needs the `write` scope on the collection.
     """
     authorize(principal, "write", name)
     engine.index.catalog.get_collection(name)  # 404 before reading the body
-    items = await _read_items(request, engine.settings)
+    wanted = await read_upload(request, engine.settings)
+    if wanted.run_async:
+        runner: JobRunner = request.app.state.jobs
+        job = await runner.submit(name, wanted)
+        body = {"job": job.as_dict()}
+        return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+    policy = url_policy(engine.settings)
+    items = wanted.items + await fetch_items(wanted.urls, wanted.metadata, policy)
     async with writing(request, "upload") as index:
         collection = index.catalog.get_collection(name)
         embedder = engine.embedders.for_collection(collection)
@@ -85,63 +94,6 @@ async def upload(
         raise ParseError(f"no document could be ingested: {reasons}")
     status = 201 if report.added or report.updated else 200
     return JSONResponse(report.as_dict(), status_code=status)
-
-
-async def _read_items(request: Request, settings: Settings) -> list[SourceItem]:
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media == "multipart/form-data":
-        return await _files(request, settings)
-    if media == "application/json":
-        return [_text_item(await request.body(), settings)]
-    raise UnsupportedMediaType(
-        f"upload files as multipart/form-data or text as application/json (got {media or 'none'})"
-    )
-
-
-async def _files(request: Request, settings: Settings) -> list[SourceItem]:
-    limit = settings.max_upload_bytes
-    async with request.form(max_files=MAX_FILES, max_fields=MAX_FILES) as form:
-        uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
-        if not uploads:
-            raise InputError("send one or more files in the multipart field `files`")
-        metadata = _metadata(form.get("metadata"))
-        items = []
-        for upload in uploads:
-            filename = PurePosixPath((upload.filename or "").replace("\\", "/")).name
-            media_type_for(filename)  # 415 for an unsupported suffix, before any work
-            data = await upload.read(limit + 1)
-            if len(data) > limit:
-                raise PayloadTooLarge(f"{filename!r} is over the upload limit of {limit:,} bytes")
-            items.append(SourceItem(filename, filename, data=data, metadata=dict(metadata)))
-    return items
-
-
-def _metadata(raw: Any) -> dict[str, Any]:
-    if raw is None or raw == "":
-        return {}
-    try:
-        value = json.loads(raw) if isinstance(raw, str) else None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"metadata: not valid JSON ({exc.msg})") from exc
-    if not isinstance(value, dict):
-        raise InputError("metadata: expected a JSON object")
-    return value
-
-
-def _text_item(raw: bytes, settings: Settings) -> SourceItem:
-    try:
-        body = TextDocumentBody.model_validate_json(raw)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from exc
-    data = body.text.encode("utf-8")
-    if len(data) > settings.max_upload_bytes:
-        limit = settings.max_upload_bytes
-        raise PayloadTooLarge(f"text is over the upload limit of {limit:,} bytes")
-    filename = body.filename or PurePosixPath(body.source).name
-    if PurePosixPath(filename).suffix.lower() not in SUPPORTED_SUFFIXES:
-        filename = "document.txt" if body.filename is None else filename
-    media_type_for(filename)
-    return SourceItem(body.source, filename, data=data, metadata=body.metadata)
 
 
 @router.get("")
