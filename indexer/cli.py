@@ -1,114 +1,39 @@
-"""The `ragsearch` command line: ingestion and index management.
-
-Data goes to stdout (`--json` for machines), progress and errors to stderr. The service
-package adds `serve`, `search`, `ask` and friends to this same group.
+"""The ingestion and index-management commands of `ragsearch`: ingest, status, documents,
+delete, collections. `service.cli.build_cli` puts them in one group with the query commands;
+`run` here serves them alone (the light entry the crash tests kill mid-ingest).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import wraps
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from indexer.errors import RagsearchError
-from indexer.settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class AppContext:
-    """What every command gets: settings read once from flags and the environment."""
-
-    def __init__(self, data_dir: Path | None) -> None:
-        overrides: dict[str, Any] = {}
-        if data_dir is not None:
-            overrides["data_dir"] = data_dir
-        self.settings = Settings(**overrides)
-
-
-pass_app = click.make_pass_decorator(AppContext)
-
-
-def reports_errors(func: F) -> F:
-    """Print a RagsearchError as one line on stderr and exit with its code."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except RagsearchError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: what was committed is kept; run again to finish", err=True)
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
-@contextmanager
-def open_index(settings: Settings, *, writer: bool) -> Iterator[Any]:
-    from indexer.index import Index
-
-    index = Index(settings, writer=writer)
-    try:
-        yield index
-    finally:
-        index.close()
-
-
-@contextmanager
-def writing(settings: Settings, operation: str = "write") -> Iterator[Any]:
-    """The index opened for writing, under the data directory's writer lock.
-
-    `operation` names the command in the lock file and in a refusal ("cannot delete: ...").
-    """
-    from indexer.writer_lock import WriterLock
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    lock = WriterLock(settings.data_dir, operation=operation)
-    with lock, open_index(settings, writer=True) as index:
-        yield index
-
-
-def _notice_default(settings: Settings) -> None:
-    if not settings.has_zhipu_key:
-        click.echo(
-            "note: no ZHIPUAI_API_KEY set, using the embedded default "
-            f"({settings.local_embedding_model}, runs locally)",
-            err=True,
-        )
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data directory (default ./ragsearch-data, or RAGSEARCH_DATA_DIR).",
+from indexer.cli_context import (
+    AppContext,
+    emit_json,
+    new_group,
+    notice_default,
+    open_index,
+    pass_app,
+    reports_errors,
+    writing,
 )
-@click.version_option(package_name="ragsearch")
-@click.pass_context
-def main(ctx: click.Context, data_dir: Path | None) -> None:
-    """ragsearch: put documents in, get cited answers out."""
-    # pypdf logs every recoverable oddity of a PDF; a file that truly fails is reported anyway.
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
-    ctx.obj = AppContext(data_dir)
+
+if TYPE_CHECKING:
+    from indexer.ingest import Ingestor, SourceItem
+    from indexer.providers.factory import EmbedderCache
+    from indexer.records import IngestReport
+    from indexer.settings import Settings
+
+__all__ = ["COMMANDS", "run"]
 
 
-@main.command()
+@click.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH_OR_URL...")
 @click.option("-c", "--collection", required=True, help="Collection to ingest into.")
 @click.option("--sync", is_flag=True, help="Delete documents whose files vanished from PATHS.")
@@ -149,10 +74,9 @@ def ingest(
 ) -> None:
     """Parse, chunk, embed and store files (directories recursively) or web pages.
 
+    Unchanged files cost nothing on a re-run; changed files replace their chunks.
     An http(s) URL is downloaded (public addresses only, see
     RAGSEARCH_URL_FETCH_ALLOWED_NETWORKS; size and time limited) and stored under its URL.
-
-    Unchanged files cost nothing on a re-run; changed files replace their chunks.
     Metadata is filterable in search (`--filter`); it is stored when a file is added or
     changed (unchanged content is skipped, metadata included).
     Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error,
@@ -179,7 +103,7 @@ def ingest(
     embedders = EmbedderCache(settings)
     with writing(settings, "ingest") as index:
         if index.catalog.find_collection(collection) is None:
-            _notice_default(settings)
+            notice_default(settings)
         target = ensure_collection(index, embedders, collection)
         first_run = index.catalog.count_documents(target.id) == 0
         if dimensions is not None and dimensions != target.dimensions:
@@ -226,7 +150,7 @@ def _next_steps(collection: str) -> None:
     )
 
 
-async def _fetch_pages(urls: list[str], settings: Settings) -> list[Any]:
+async def _fetch_pages(urls: list[str], settings: Settings) -> list[SourceItem]:
     from indexer.ingest import SourceItem
     from indexer.url_fetch import UrlPolicy, fetch_url
 
@@ -240,14 +164,19 @@ async def _fetch_pages(urls: list[str], settings: Settings) -> list[Any]:
     return items
 
 
-async def _run_and_close(ingestor: Any, items: Any, sync: Any, embedders: Any) -> Any:
+async def _run_and_close(
+    ingestor: Ingestor,
+    items: list[SourceItem],
+    sync: Sequence[Path] | None,
+    embedders: EmbedderCache,
+) -> IngestReport:
     try:
         return await ingestor.run(items, sync_scope=list(sync) if sync is not None else None)
     finally:
         await embedders.aclose()
 
 
-@main.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
 @reports_errors
@@ -280,7 +209,7 @@ def status(app: AppContext, as_json: bool) -> None:
         )
 
 
-@main.command()
+@click.command()
 @click.option("-c", "--collection", required=True, help="Collection to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
@@ -314,7 +243,7 @@ def documents(app: AppContext, collection: str, as_json: bool) -> None:
         click.echo(f"{d.id}\t{d.chunk_count} chunks\t{d.title or ''}\t{d.source}")
 
 
-@main.command()
+@click.command()
 @click.option("-c", "--collection", required=True, help="Collection to delete from.")
 @click.option("--source", "sources", multiple=True, help="Source (file path) to delete.")
 @click.option("--id", "ids", multiple=True, type=int, help="Document id to delete.")
@@ -349,7 +278,7 @@ def delete(
         click.echo(f"deleted {len(wanted)} document(s) from {collection}")
 
 
-@main.group()
+@click.group()
 def collections() -> None:
     """Create, list and drop collections."""
 
@@ -432,3 +361,11 @@ def collections_drop(app: AppContext, name: str, yes: bool) -> None:
         dropped = index.catalog.drop_collection(name)
         index.forget(dropped)
     click.echo(f"dropped {name}")
+
+
+COMMANDS: tuple[click.Command, ...] = (ingest, status, documents, delete, collections)
+
+
+def run() -> None:
+    """The ingestion commands alone, as a `ragsearch` group."""
+    new_group(COMMANDS)(prog_name="ragsearch")

@@ -221,3 +221,49 @@ class StoredChunk:
             "page": self.page,
             "span": {"start": self.start, "end": self.end},
         }
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    """An API key about to be stored: only the sha256 of its secret is kept."""
+
+    name: str
+    prefix: str
+    key_sha256: str
+    scopes: tuple[str, ...]
+    collections: tuple[str, ...] | None  # None: every collection
+    allowed_origins: tuple[str, ...] = ()
+    rate_per_minute: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored key (never its secret)."""
+
+    id: int
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    collections: tuple[str, ...] | None
+    allowed_origins: tuple[str, ...]
+    rate_per_minute: float | None
+    created_at: str
+    revoked_at: str | None
+
+    @property
+    def is_widget(self) -> bool:
+        return bool(self.allowed_origins)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "kind": "widget" if self.is_widget else "api",
+            "scopes": list(self.scopes),
+            "collections": None if self.collections is None else list(self.collections),
+            "allowed_origins": list(self.allowed_origins),
+            "rate_per_minute": self.rate_per_minute,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }

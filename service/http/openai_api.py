@@ -13,9 +13,10 @@ markers in the text and an extension field `citations`. Errors use OpenAI's shap
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -24,9 +25,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from indexer.errors import Forbidden, InputError, NotFound, RagsearchError
+from indexer.errors import Forbidden, InputError, ModelNotFound, NotFound, RagsearchError
 from service.http.deps import EngineDep, Principal, PrincipalDep, authorize
-from service.http.errors import validation_message
+from service.http.errors import INTERNAL_MESSAGE, retry_after_headers, validation_message
 from service.query.engine import Engine
 from service.query.followup import Rewrite, standalone_query
 from service.query.records import AnswerRequest
@@ -39,6 +40,8 @@ __all__ = [
     "router",
     "tool_definitions",
 ]
+
+log = logging.getLogger("ragsearch.http")
 
 MODEL_PREFIX = "ragsearch"
 _ERROR_TYPES = {
@@ -66,12 +69,8 @@ def _error_response(exc: Exception) -> JSONResponse:
         body = openai_error_body(400, validation_message(exc.errors()), "validation_error")
         return JSONResponse(body, status_code=400)
     assert isinstance(exc, RagsearchError)
-    headers = {}
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(retry_after, int | float):
-        headers["Retry-After"] = str(max(1, round(retry_after + 0.5)))
     body = openai_error_body(exc.status, exc.message, exc.code)
-    return JSONResponse(body, status_code=exc.status, headers=headers)
+    return JSONResponse(body, status_code=exc.status, headers=retry_after_headers(exc))
 
 
 class OpenAIRoute(APIRoute):
@@ -142,10 +141,6 @@ class ChatCompletionBody(BaseModel):
 
 
 # --- the model name ----------------------------------------------------------------------
-
-
-class ModelNotFound(NotFound):
-    code = "model_not_found"
 
 
 def _readable(principal: Principal, names: list[str]) -> list[str]:
@@ -298,10 +293,20 @@ class _Chat:
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def _stream_error(exc: Exception) -> str:
+    """The error chunk ending a started stream; unexpected errors are logged, never shown."""
+    if isinstance(exc, RagsearchError):
+        error = openai_error_body(exc.status, exc.message, exc.code)
+    else:
+        log.error("chat completion stream failed", exc_info=exc)
+        error = openai_error_body(500, INTERNAL_MESSAGE, "internal_error")
+    return f"data: {json.dumps(error, ensure_ascii=False)}\n\n"
+
+
 async def _stream(
     chat: _Chat,
     first: tuple[str, dict[str, Any]],
-    events: AsyncIterator[tuple[str, dict[str, Any]]],
+    events: AsyncGenerator[tuple[str, dict[str, Any]], None],
 ) -> AsyncIterator[str]:
     """OpenAI chunks: the role, each delta, then a final chunk with finish, usage, citations."""
     yield chat.chunk({"role": "assistant", "content": ""})
@@ -319,10 +324,11 @@ async def _stream(
                 event, data = await anext(events)
             except StopAsyncIteration:
                 break
-    except RagsearchError as exc:
-        error = openai_error_body(exc.status, exc.message, exc.code)
-        yield f"data: {json.dumps(error, ensure_ascii=False)}\n\n"
+    except Exception as exc:  # the stream has started: the error goes in it, as /v1/answer's
+        yield _stream_error(exc)
         return
+    finally:
+        await events.aclose()
     finish = _FINISH_REASONS.get(str(state.get("finish_reason")), "stop")
     yield chat.chunk(
         {},

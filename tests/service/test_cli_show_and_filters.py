@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import service.cli  # noqa: F401 - adds search, ask, show and keys to the group
 from indexer.settings import Settings
 from service.http.app import create_app
 from tests.conftest import INGEST_DATA, Cli
