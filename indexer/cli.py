@@ -84,7 +84,7 @@ def ingest(
     """
     from dataclasses import replace
 
-    from indexer.collections import ensure_collection
+    from indexer.collections import drop_if_empty, ensure_collection
     from indexer.errors import Conflict
     from indexer.ingest import Ingestor, discover
     from indexer.metadata_options import metadata_from_options
@@ -102,7 +102,8 @@ def ingest(
     items = [replace(i, metadata=dict(metadata)) for i in found]
     embedders = EmbedderCache(settings)
     with writing(settings, "ingest") as index:
-        if index.catalog.find_collection(collection) is None:
+        created = index.catalog.find_collection(collection) is None
+        if created:
             notice_default(settings)
         target = ensure_collection(index, embedders, collection)
         first_run = index.catalog.count_documents(target.id) == 0
@@ -118,17 +119,24 @@ def ingest(
             report = asyncio.run(
                 _run_and_close(ingestor, items, files if sync else None, embedders)
             )
+        if created and (report.failed or report.skipped) and drop_if_empty(index, target):
+            click.echo(
+                f"{collection}: nothing was ingested; the new collection was not kept", err=True
+            )
     if as_json:
         emit_json(report.as_dict())
     else:
         click.echo(
             f"{collection}: {report.added} added, {report.updated} updated, "
-            f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed; "
+            f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed, "
+            f"{len(report.skipped)} skipped; "
             f"{report.chunks} chunks written, {report.embedded} embedded, {report.reused} reused "
             f"({report.seconds:.1f}s)"
         )
         for failure in report.failed:
             click.echo(f"failed: {failure.source}: {failure.error}", err=True)
+        for skipped in report.skipped:
+            click.echo(f"skipped: {skipped.source}: {skipped.error}", err=True)
     if first_run and report.added and not quiet:
         _next_steps(collection)
     if report.failed:

@@ -19,6 +19,10 @@ class Section:
     end: int
     heading_path: tuple[str, ...] = ()
     page: int | None = None
+    kind: str = "text"  # one of SECTION_KINDS: how chunking may cut and join it
+
+
+SECTION_KINDS = frozenset({"text", "heading", "list", "table", "code"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +47,16 @@ class ChunkDraft:
     heading_path: tuple[str, ...]
     page: int | None
     tokens: int
+    # Text the chunk needs to be understood but that is not inside its span: the header
+    # rows of a table whose body was split across chunks.
+    context: str = ""
 
     @property
     def embed_text(self) -> str:
-        """What the embedder sees: the heading path gives a chunk its context."""
-        if not self.heading_path:
-            return self.text
-        return " > ".join(self.heading_path) + "\n" + self.text
+        """What the embedder sees: the heading path and any context give a chunk its setting."""
+        head = " > ".join(self.heading_path)
+        parts = [p for p in (head, self.context, self.text) if p]
+        return "\n".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,8 @@ class IngestReport:
     cost_cny: float = 0.0
     seconds: float = 0.0
     failed: list[FailedSource] = field(default_factory=list)
+    # Files met while walking a directory that no parser reads, with the reason.
+    skipped: list[FailedSource] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +112,7 @@ class IngestReport:
             "cost_cny": round(self.cost_cny, 6),
             "seconds": round(self.seconds, 3),
             "failed": [{"source": f.source, "error": f.error} for f in self.failed],
+            "skipped": [{"source": f.source, "error": f.error} for f in self.skipped],
         }
 
 

@@ -212,3 +212,41 @@ def test_cli_lock_message_names_both_operations(cli: Cli, docs: Path, settings: 
     assert result.exit_code == 4
     assert "error: cannot delete:" in result.stderr
     assert f"locked by pid {os.getpid()} (drop a collection)" in result.stderr
+
+
+def test_cli_ingest_reports_unsupported_files_in_a_directory_as_skipped(
+    cli: Cli, docs: Path
+) -> None:
+    cli.create_collection()
+    (docs / "diagram.png").write_bytes(b"\x89PNG\r\n")
+    (docs / "old.doc").write_bytes(b"\xd0\xcf\x11\xe0")
+
+    report = cli.json("ingest", docs, "-c", "docs")
+
+    assert report["added"] == 3 and report["failed"] == []
+    assert report["skipped"] == [
+        {
+            "source": source_for_path(docs / "diagram.png"),
+            "error": "images are not indexed (no OCR); extract the text first ('diagram.png')",
+        },
+        {
+            "source": source_for_path(docs / "old.doc"),
+            "error": "legacy Word (.doc) files are not supported; save it as .docx ('old.doc')",
+        },
+    ]
+
+
+def test_cli_ingest_where_every_file_fails_leaves_no_new_collection(
+    cli: Cli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "empty.md").write_bytes(b"")
+    (folder / "slides.key").write_bytes(b"keynote")
+
+    result = cli("ingest", folder, "-c", "fresh")
+
+    assert result.exit_code == 1
+    assert "fresh: nothing was ingested; the new collection was not kept" in result.stderr
+    assert "skipped: " in result.stderr and "unsupported file type ('.key')" in result.stderr
+    assert cli.json("collections", "list") == {"collections": []}
