@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +228,14 @@ def test_cli_ingests_a_url_only_where_allowed(cli: Cli) -> None:
     assert json.loads(allowed.stdout)["added"] == 2
     sources = [d["source"] for d in cli.json("documents", "-c", "docs")["documents"]]
     assert f"{server.url}/page" in sources
+
+
+def test_help_lists_every_exit_code(cli: Cli) -> None:
+    from indexer import errors
+
+    shown = cli("--help").stdout
+    codes = {c.exit_code for c in errors.ALL_ERRORS} | {0, 1, 130}
+
+    listed = {int(n) for n in re.findall(r"^\s+(\d+)\s{2,}", shown, re.M)}
+    assert listed == codes
+    assert "locked" in shown
