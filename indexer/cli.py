@@ -228,24 +228,7 @@ def documents(app: AppContext, collection: str, as_json: bool) -> None:
         target = index.catalog.get_collection(collection)
         docs = index.catalog.list_documents(target.id)
     if as_json:
-        emit_json(
-            {
-                "documents": [
-                    {
-                        "id": d.id,
-                        "source": d.source,
-                        "title": d.title,
-                        "media_type": d.media_type,
-                        "chunks": d.chunk_count,
-                        "size_bytes": d.size_bytes,
-                        "sha256": d.content_sha256,
-                        "metadata": d.metadata,
-                        "updated_at": d.updated_at,
-                    }
-                    for d in docs
-                ]
-            }
-        )
+        emit_json({"documents": [d.as_dict() for d in docs]})
         return
     for d in docs:
         click.echo(f"{d.id}\t{d.chunk_count} chunks\t{d.title or ''}\t{d.source}")

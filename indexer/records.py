@@ -159,6 +159,21 @@ class Document:
     created_at: str
     updated_at: str
 
+    def as_dict(self) -> dict[str, Any]:
+        """What the CLI (`documents --json`) and HTTP (`GET .../documents`) show of it."""
+        return {
+            "id": self.id,
+            "source": self.source,
+            "title": self.title,
+            "chunks": self.chunk_count,
+            "media_type": self.media_type,
+            "metadata": self.metadata,
+            "size_bytes": self.size_bytes,
+            "sha256": self.content_sha256,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class CollectionSpec:

@@ -27,7 +27,7 @@ from indexer.cli_context import (
 )
 from indexer.settings import Settings
 from service.http import commands as http_commands
-from service.query.records import FUSIONS, MODES
+from service.query.records import ANSWER_TOP_K, FUSIONS, MODES, SEARCH_TOP_K
 
 if TYPE_CHECKING:
     from service.query.engine import Engine
@@ -73,7 +73,7 @@ _FILTER_HELP = (
 @click.command("search")
 @click.argument("query")
 @click.option("-c", "--collection", required=True, help="Collection to search.")
-@click.option("-k", "--top-k", default=10, show_default=True, help="Results to return.")
+@click.option("-k", "--top-k", default=SEARCH_TOP_K, show_default=True, help="Results to return.")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--filter", "filter_json", default=None, metavar="JSON", help=_FILTER_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout (as HTTP).")
@@ -129,7 +129,7 @@ def search_command(
 @click.command("ask")
 @click.argument("question")
 @click.option("-c", "--collection", required=True, help="Collection to answer from.")
-@click.option("-k", "--top-k", default=8, show_default=True, help="Sources to consider.")
+@click.option("-k", "--top-k", default=ANSWER_TOP_K, show_default=True, help="Sources to consider.")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--filter", "filter_json", default=None, metavar="JSON", help=_FILTER_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout (as HTTP).")

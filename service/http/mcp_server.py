@@ -26,7 +26,13 @@ from indexer.errors import RagsearchError
 from indexer.settings import Settings
 from service.http.auth import Principal, authorize, forbid_widget, open_principal
 from service.query.engine import Engine
-from service.query.records import AnswerRequest, SearchRequest, hit_dict
+from service.query.records import (
+    ANSWER_TOP_K,
+    SEARCH_TOP_K,
+    AnswerRequest,
+    SearchRequest,
+    hit_dict,
+)
 
 __all__ = ["Caller", "build_server", "mount_mcp", "serve_stdio"]
 
@@ -64,7 +70,7 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         ctx: Context,
         query: str,
         collection: str,
-        top_k: int = 10,
+        top_k: int = SEARCH_TOP_K,
         filter: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Search a collection: ranked passages with source, title, text and score."""
@@ -82,7 +88,7 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         ctx: Context,
         query: str,
         collection: str,
-        top_k: int = 8,
+        top_k: int = ANSWER_TOP_K,
         filter: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Answer a question from a collection, citing sources as [n] (see `citations`)."""

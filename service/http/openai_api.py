@@ -30,7 +30,7 @@ from service.http.deps import EngineDep, Principal, PrincipalDep, authorize
 from service.http.errors import INTERNAL_MESSAGE, retry_after_headers, validation_message
 from service.query.engine import Engine
 from service.query.followup import Rewrite, standalone_query
-from service.query.records import AnswerRequest
+from service.query.records import ANSWER_TOP_K, MAX_TOP_K, SEARCH_TOP_K, AnswerRequest
 
 __all__ = [
     "MODEL_PREFIX",
@@ -137,7 +137,7 @@ class ChatCompletionBody(BaseModel):
     user: str | None = None
     collection: str | None = Field(None, description="Collection for model `ragsearch`.")
     filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
-    top_k: int = Field(8, ge=1, le=200, description="Sources to consider.")
+    top_k: int = Field(ANSWER_TOP_K, ge=1, le=MAX_TOP_K, description="Sources to consider.")
 
 
 # --- the model name ----------------------------------------------------------------------
@@ -405,12 +405,12 @@ def tool_definitions() -> list[dict[str, Any]]:
     }
     search_params = {
         **common,
-        "top_k": {"type": "integer", "minimum": 1, "maximum": 200, "default": 10},
+        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": SEARCH_TOP_K},
         "mode": {"type": "string", "enum": ["hybrid", "dense", "lexical"], "default": "hybrid"},
     }
     answer_params = {
         **common,
-        "top_k": {"type": "integer", "minimum": 1, "maximum": 200, "default": 8},
+        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": ANSWER_TOP_K},
     }
     return [
         _function(

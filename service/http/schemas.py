@@ -11,7 +11,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.query.records import AnswerRequest, Fusion, Mode, SearchRequest
+from service.query.records import (
+    ANSWER_TOP_K,
+    MAX_TOP_K,
+    SEARCH_TOP_K,
+    AnswerRequest,
+    Fusion,
+    Mode,
+    SearchRequest,
+)
 
 __all__ = [
     "AnswerBody",
@@ -35,7 +43,7 @@ class _Body(BaseModel):
 class SearchBody(_Body):
     query: str = Field(description="What to search for (English, Chinese, identifiers...).")
     collection: str = Field(description="Collection to search.")
-    top_k: int = Field(10, ge=1, le=200, description="Results to return.")
+    top_k: int = Field(SEARCH_TOP_K, ge=1, le=MAX_TOP_K, description="Results to return.")
     mode: Mode = Field("hybrid", description="`hybrid` (dense + lexical), `dense` or `lexical`.")
     filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
     rerank: bool | None = Field(
@@ -61,7 +69,7 @@ class SearchBody(_Body):
 class AnswerBody(_Body):
     query: str = Field(description="The question.")
     collection: str = Field(description="Collection to answer from.")
-    top_k: int = Field(8, ge=1, le=200, description="Sources to consider.")
+    top_k: int = Field(ANSWER_TOP_K, ge=1, le=MAX_TOP_K, description="Sources to consider.")
     filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
     mode: Mode = Field("hybrid", description="Retrieval mode for the sources.")
     model: str = Field(

@@ -10,23 +10,7 @@ from indexer.errors import NotFound
 from indexer.ingest import source_for_path
 from indexer.records import Document, StoredChunk
 
-__all__ = ["chunk_info", "document_info", "document_view", "find_document"]
-
-
-def document_info(d: Document) -> dict[str, Any]:
-    """A document's facts and metadata (no text)."""
-    return {
-        "id": d.id,
-        "source": d.source,
-        "title": d.title,
-        "chunks": d.chunk_count,
-        "media_type": d.media_type,
-        "metadata": d.metadata,
-        "size_bytes": d.size_bytes,
-        "sha256": d.content_sha256,
-        "created_at": d.created_at,
-        "updated_at": d.updated_at,
-    }
+__all__ = ["chunk_info", "document_view", "find_document"]
 
 
 def chunk_info(c: StoredChunk) -> dict[str, Any]:
@@ -63,6 +47,6 @@ def document_view(catalog: Catalog, collection: str, document: str) -> dict[str,
     ids = catalog.document_chunk_ids([doc.id])
     found = catalog.chunks_by_ids(ids)
     return {
-        "document": {**document_info(doc), "text": catalog.document_text(doc.id)},
+        "document": {**doc.as_dict(), "text": catalog.document_text(doc.id)},
         "chunks": [chunk_info(found[i]) for i in ids if i in found],
     }

@@ -77,6 +77,7 @@ def test_cli_documents_json_lists_each_document(cli: Cli, docs: Path) -> None:
     )
     assert guide["size_bytes"] == (docs / "guide.md").stat().st_size
     assert len(guide["sha256"]) == 64
+    assert guide["created_at"] <= guide["updated_at"]  # the same fields as over HTTP
 
 
 def test_cli_documents_of_missing_collection_exits_3(cli: Cli) -> None:

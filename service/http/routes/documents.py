@@ -15,7 +15,7 @@ from service.http.deps import EngineDep, PrincipalDep, authorize, forbid_widget,
 from service.http.jobs import JobRunner
 from service.http.schemas import ERROR_RESPONSES, TextDocumentBody
 from service.http.uploads import fetch_items, read_upload, url_policy
-from service.query.document_view import chunk_info, document_info
+from service.query.document_view import chunk_info
 
 __all__ = ["router"]
 
@@ -124,7 +124,7 @@ async def list_documents(
             docs = catalog.list_documents(collection.id, limit=limit, offset=offset)
             total = catalog.count_documents(collection.id)
         return {
-            "documents": [document_info(d) for d in docs],
+            "documents": [d.as_dict() for d in docs],
             "total": total,
             "limit": limit,
             "offset": offset,
@@ -149,7 +149,7 @@ async def get_document(
     def read() -> dict[str, Any]:
         collection = catalog.get_collection(name)
         doc = catalog.get_document(collection.id, document_id)
-        return {**document_info(doc), "text": catalog.document_text(doc.id)}
+        return {**doc.as_dict(), "text": catalog.document_text(doc.id)}
 
     return await asyncio.to_thread(read)
 
