@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from indexer import jobs as store
-from indexer.errors import RagsearchError, UrlFetchFailed, UrlRefused
+from indexer.errors import Locked, RagsearchError, UrlFetchFailed, UrlRefused
 from indexer.ingest import Ingestor, SourceItem
 from indexer.records import FailedSource, IngestReport
 from service.http.deps import write_access
@@ -28,6 +28,7 @@ __all__ = ["JobRunner"]
 log = logging.getLogger("ragsearch.jobs")
 
 JOB_LOCK_TIMEOUT = 3600.0  # a queued job waits this long for another writer to finish
+LOCK_TRY_SECONDS = 1.0
 
 
 class JobRunner:
@@ -178,14 +179,22 @@ class JobRunner:
             progress = store.JobProgress.during(start.files_total, done, report_now, source)
             store.set_progress(catalog, job.id, progress)
 
-        async with write_access(
-            self.state, self.engine, "run an ingestion job", timeout=JOB_LOCK_TIMEOUT
-        ) as index:
-            collection = index.catalog.get_collection(job.collection)
-            embedder = self.engine.embedders.for_collection(collection)
-            ingestor = await asyncio.to_thread(
-                Ingestor, index, collection, embedder, on_progress=advance
-            )
-            report = await ingestor.run(items) if items else ingestor.report
+        waited_until = self.clock() + JOB_LOCK_TIMEOUT
+        while True:
+            # Short tries, so a shutdown never waits on a lock thread for long.
+            try:
+                async with write_access(
+                    self.state, self.engine, "run an ingestion job", LOCK_TRY_SECONDS
+                ) as index:
+                    collection = index.catalog.get_collection(job.collection)
+                    embedder = self.engine.embedders.for_collection(collection)
+                    ingestor = await asyncio.to_thread(
+                        Ingestor, index, collection, embedder, on_progress=advance
+                    )
+                    report = await ingestor.run(items) if items else ingestor.report
+                break
+            except Locked:
+                if ingestor is not None or self.clock() > waited_until:
+                    raise
         report.failed[:0] = failures
         return report

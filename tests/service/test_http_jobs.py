@@ -238,3 +238,23 @@ def test_json_upload_needs_exactly_text_or_url(jobs_client: TestClient) -> None:
 
     for response in (both, neither, no_source):
         assert_error(response, 422, "validation_error")
+
+
+def test_a_server_that_stops_gracefully_leaves_its_waiting_job_interrupted(
+    settings: Settings, clock: FakeClock
+) -> None:
+    with TestClient(make_app(settings, clock)) as client:
+        client.post("/v1/collections", json={"name": "docs", "embedder": "hashing"})
+    with WriterLock(settings.data_dir, operation="ingest"):
+        with TestClient(make_app(settings, clock)) as client:
+            job = client.post(
+                "/v1/collections/docs/documents",
+                json={"source": "kb://a", "text": "Alpha.", "async": True},
+            ).json()["job"]
+            running = client.get(f"/v1/jobs/{job['id']}").json()
+        # The client closed: the lifespan stopped the job.
+        with TestClient(make_app(settings, clock)) as client:
+            stopped = client.get(f"/v1/jobs/{job['id']}").json()
+
+    assert running["status"] in ("queued", "running")
+    assert stopped["status"] == "interrupted" and "resume" in stopped["error"]
