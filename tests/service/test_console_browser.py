@@ -123,7 +123,9 @@ def test_console_manages_collections_documents_and_keys_in_chromium(
     expect(first.locator('[data-retriever="dense"]')).to_be_visible()
     expect(page.locator('.timings [data-stage="total"]')).to_be_visible()
     shot(page, "search")
-    page.locator("#play-answer").click()
+    with page.expect_response("**/v1/answer") as answered:
+        page.locator("#play-answer").click()
+    assert answered.value.headers["content-type"].startswith("text/event-stream")
     expect(page.locator("#play-route")).to_contain_text("extractive")
     expect(page.locator("#play-answer-text .cite").first).to_have_text("[1]")
     expect(page.locator("#play-citations li").first).to_contain_text("logs.md")

@@ -492,11 +492,63 @@
     state.collection = body.collection;
     var out = clear($("play-output"));
     out.appendChild(el("p", { className: "muted", text: "…" }));
-    api("POST", forAnswer ? "/v1/answer" : "/v1/search", body).then(function (data) {
+    var done = forAnswer ? streamAnswer(out, body) : api("POST", "/v1/search", body).then(function (data) {
       clear(out);
-      if (forAnswer) renderAnswer(out, data); else renderSearch(out, data);
-    }).catch(function (error) {
+      renderSearch(out, data);
+    });
+    done.catch(function (error) {
       clear(out).appendChild(el("p", { className: "error", text: error.message }));
+    });
+  }
+
+  /* The answer as Server-Sent Events: the route and the text as they come, then the whole
+     answer rendered exactly as the JSON one (the `done` fields equal it). */
+  function streamAnswer(out, body) {
+    body.stream = true;
+    var headers = authHeaders();
+    headers["Content-Type"] = "application/json";
+    return fetch("/v1/answer", { method: "POST", headers: headers, body: JSON.stringify(body),
+                                 credentials: "omit", cache: "no-store" }).then(function (response) {
+      if (!response.ok) {
+        return response.json().catch(function () { return null; }).then(function (data) {
+          throw new ApiError(response.status, data && data.error);
+        });
+      }
+      var merged = {};
+      var live = el("div", { className: "answer-text", id: "play-live" });
+      var route = el("div", { className: "result-meta" });
+      clear(out).appendChild(el("div", { className: "card" }, route, live));
+      var reader = response.body.getReader();
+      var decoder = new TextDecoder();
+      var buffer = "";
+      function handle(block) {
+        var name = "message", data = "";
+        block.split("\n").forEach(function (line) {
+          if (line.indexOf("event:") === 0) name = line.slice(6).trim();
+          else if (line.indexOf("data:") === 0) data += line.slice(5).trim();
+        });
+        if (!data) return;
+        var payload = JSON.parse(data);
+        if (name === "error") throw new ApiError(200, payload.error);
+        if (name === "delta") { live.appendChild(document.createTextNode(payload.text || "")); return; }
+        Object.keys(payload).forEach(function (k) { merged[k] = payload[k]; });
+        if (name === "sources") route.textContent = t("route") + ": " + (payload.model || "") + " · " + (payload.route || "");
+      }
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) {
+            clear(out);
+            renderAnswer(out, merged);
+            return;
+          }
+          buffer += decoder.decode(chunk.value, { stream: true });
+          var blocks = buffer.split("\n\n");
+          buffer = blocks.pop();
+          blocks.forEach(handle);
+          return pump();
+        });
+      }
+      return pump();
     });
   }
 
