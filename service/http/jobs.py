@@ -94,19 +94,12 @@ class JobRunner:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def wait(self, job_id: int) -> None:
-        """Until the job's task ends (tests, graceful callers)."""
-        task = self._tasks.get(job_id)
-        if task is not None:
-            await asyncio.shield(task)
-
     # --- one job ---------------------------------------------------------------------------
 
     async def _run(self, job_id: int) -> None:
         catalog = self.engine.index.catalog
         job = await asyncio.to_thread(store.get_job, catalog, job_id)
         total = len(job.manifest)
-        report = IngestReport(collection=job.collection)
         progress = store.JobProgress(files_total=total)
         try:
             await asyncio.to_thread(store.set_progress, catalog, job_id, progress)
