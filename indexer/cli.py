@@ -9,7 +9,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -82,24 +82,16 @@ def ingest(
     Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error,
     4 when another writer holds the data directory.
     """
-    from dataclasses import replace
-
     from indexer.collections import drop_if_empty, ensure_collection
     from indexer.errors import Conflict
-    from indexer.ingest import Ingestor, discover
+    from indexer.ingest import Ingestor
     from indexer.metadata_options import metadata_from_options
     from indexer.progress import ingest_progress
     from indexer.providers.factory import EmbedderCache
-    from indexer.url_fetch import is_url
 
     settings = app.settings
     metadata = metadata_from_options(metadata_pairs, metadata_file)
-    urls = [p for p in paths if is_url(p)]
-    files = [Path(p) for p in paths if not is_url(p)]
-    found = discover(files)
-    if urls:
-        found += asyncio.run(_fetch_pages(urls, settings))
-    items = [replace(i, metadata=dict(metadata)) for i in found]
+    files, items = _sources(paths, metadata, settings)
     embedders = EmbedderCache(settings)
     with writing(settings, "ingest") as index:
         created = index.catalog.find_collection(collection) is None
@@ -123,20 +115,7 @@ def ingest(
             click.echo(
                 f"{collection}: nothing was ingested; the new collection was not kept", err=True
             )
-    if as_json:
-        emit_json(report.as_dict())
-    else:
-        click.echo(
-            f"{collection}: {report.added} added, {report.updated} updated, "
-            f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed, "
-            f"{len(report.skipped)} skipped; "
-            f"{report.chunks} chunks written, {report.embedded} embedded, {report.reused} reused "
-            f"({report.seconds:.1f}s)"
-        )
-        for failure in report.failed:
-            click.echo(f"failed: {failure.source}: {failure.error}", err=True)
-        for skipped in report.skipped:
-            click.echo(f"skipped: {skipped.source}: {skipped.error}", err=True)
+    _print_report(collection, report, as_json)
     if first_run and report.added and not quiet:
         _next_steps(collection)
     if report.failed:
@@ -158,6 +137,24 @@ def _next_steps(collection: str) -> None:
     )
 
 
+def _sources(
+    paths: Sequence[str], metadata: dict[str, Any], settings: Settings
+) -> tuple[list[Path], list[SourceItem]]:
+    """The files named (for `--sync`), and every item to ingest: files found under the paths
+    and pages downloaded from the URLs, each with `metadata`."""
+    from dataclasses import replace
+
+    from indexer.ingest import discover
+    from indexer.url_fetch import is_url
+
+    urls = [p for p in paths if is_url(p)]
+    files = [Path(p) for p in paths if not is_url(p)]
+    found = discover(files)
+    if urls:
+        found += asyncio.run(_fetch_pages(urls, settings))
+    return files, [replace(i, metadata=dict(metadata)) for i in found]
+
+
 async def _fetch_pages(urls: list[str], settings: Settings) -> list[SourceItem]:
     from indexer.ingest import SourceItem
     from indexer.url_fetch import UrlPolicy, fetch_url
@@ -170,6 +167,24 @@ async def _fetch_pages(urls: list[str], settings: Settings) -> list[SourceItem]:
         page = await fetch_url(url, policy)
         items.append(SourceItem(url, page.filename, data=page.data))
     return items
+
+
+def _print_report(collection: str, report: IngestReport, as_json: bool) -> None:
+    """The report as JSON on stdout, or a summary line with failures and skips on stderr."""
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    click.echo(
+        f"{collection}: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed, "
+        f"{len(report.skipped)} skipped; "
+        f"{report.chunks} chunks written, {report.embedded} embedded, {report.reused} reused "
+        f"({report.seconds:.1f}s)"
+    )
+    for failure in report.failed:
+        click.echo(f"failed: {failure.source}: {failure.error}", err=True)
+    for skipped in report.skipped:
+        click.echo(f"skipped: {skipped.source}: {skipped.error}", err=True)
 
 
 async def _run_and_close(

@@ -266,22 +266,21 @@ def eval_command(
                 f"{len(report.failed)} failed ({report.seconds:.1f}s)",
                 err=True,
             )
+            ctx = engine.search_context
             return {
-                mode: await evaluate(
-                    engine.search_context,
-                    dataset,
-                    name,
-                    mode,
-                    limit=limit,
-                    fusion=fusion,
-                )
+                mode: await evaluate(ctx, dataset, name, mode, limit=limit, fusion=fusion)
                 for mode in chosen
             }
 
     results = asyncio.run(run())
     if as_json:
         emit_json(results)
-        return
+    else:
+        _print_scores(results)
+
+
+def _print_scores(results: dict[str, Any]) -> None:
+    """One row per mode: nDCG@10, recall@10/100, MRR@10 and latency percentiles."""
     headers = ("nDCG@10", "R@10", "R@100", "MRR@10", "p50 ms", "p95 ms")
     click.echo(f"{'mode':<8} " + " ".join(f"{h:>8}" for h in headers))
     for mode, m in results.items():

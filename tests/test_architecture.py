@@ -25,6 +25,7 @@ INTERFACES = (
     "service.http.app",
     "service.http.routes",
     "service.http.openai_api",
+    "service.http.tools",
     "service.http.mcp_server",
     "service.http.widget",
     "service.http.console",

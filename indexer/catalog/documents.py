@@ -155,39 +155,11 @@ class DocumentTables(Tables):
         batch: Sequence[tuple[NewDocument, Sequence[NewChunk]]],
         sources: list[str],
     ) -> list[WrittenDocument]:
-        at = now()
         with self.transaction() as conn:
             existing = self._document_ids(conn, collection.id, sources)
             replaced = [existing[s] for s in sources if s in existing]
             removed = self._delete_document_chunks(conn, collection.id, replaced)
-            if replaced:
-                conn.execute(
-                    update(documents)
-                    .where(documents.c.id == bindparam("b_id"))
-                    .values({k: bindparam(f"b_{k}") for k in DOCUMENT_VALUES}),
-                    [
-                        {"b_id": existing[doc.source], **document_values(doc, chunks_, at, "b_")}
-                        for doc, chunks_ in batch
-                        if doc.source in existing
-                    ],
-                )
-            fresh = [(doc, chunks_) for doc, chunks_ in batch if doc.source not in existing]
-            if fresh:
-                result = conn.execute(
-                    insert(documents).returning(documents.c.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "collection_id": collection.id,
-                            "source": doc.source,
-                            "created_at": at,
-                            **document_values(doc, chunks_, at),
-                        }
-                        for doc, chunks_ in fresh
-                    ],
-                )
-                new_ids = [int(r[0]) for r in result]
-                existing.update(zip([d.source for d, _ in fresh], new_ids, strict=True))
-            document_ids = [existing[s] for s in sources]
+            document_ids = self._upsert_documents(conn, collection, batch, existing)
             chunk_ids = self._insert_chunks(
                 conn,
                 collection.id,
@@ -201,6 +173,45 @@ class DocumentTables(Tables):
             WrittenDocument(document_id, ids, removed.get(document_id, []))
             for document_id, ids in zip(document_ids, chunk_ids, strict=True)
         ]
+
+    @staticmethod
+    def _upsert_documents(
+        conn: Connection,
+        collection: Collection,
+        batch: Sequence[tuple[NewDocument, Sequence[NewChunk]]],
+        existing: dict[str, int],
+    ) -> list[int]:
+        """Update the documents `existing` knows (source -> id), insert the others; their ids."""
+        at = now()
+        if any(doc.source in existing for doc, _ in batch):
+            conn.execute(
+                update(documents)
+                .where(documents.c.id == bindparam("b_id"))
+                .values({k: bindparam(f"b_{k}") for k in DOCUMENT_VALUES}),
+                [
+                    {"b_id": existing[doc.source], **document_values(doc, chunks_, at, "b_")}
+                    for doc, chunks_ in batch
+                    if doc.source in existing
+                ],
+            )
+        fresh = [(doc, chunks_) for doc, chunks_ in batch if doc.source not in existing]
+        ids = dict(existing)
+        if fresh:
+            result = conn.execute(
+                insert(documents).returning(documents.c.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "collection_id": collection.id,
+                        "source": doc.source,
+                        "created_at": at,
+                        **document_values(doc, chunks_, at),
+                    }
+                    for doc, chunks_ in fresh
+                ],
+            )
+            new_ids = [int(r[0]) for r in result]
+            ids.update(zip([d.source for d, _ in fresh], new_ids, strict=True))
+        return [ids[doc.source] for doc, _ in batch]
 
     @staticmethod
     def _document_ids(

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible surface: `/v1/models`, `/v1/chat/completions` and `/v1/tools`.
+"""The OpenAI-compatible surface: `/v1/models` and `/v1/chat/completions` (`/v1/tools`: `tools`).
 
 Any OpenAI client (or chatbot front end) can talk to ragsearch by pointing its base URL here.
 The model name selects the collection: `ragsearch:<collection>`, or plain `ragsearch` with
@@ -28,9 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from indexer.errors import Forbidden, InputError, ModelNotFound, NotFound, RagsearchError
 from service.http.deps import EngineDep, Principal, PrincipalDep, authorize
 from service.http.errors import INTERNAL_MESSAGE, retry_after_headers, validation_message
+from service.http.schemas import FILTER_DOC
 from service.query.engine import Engine
 from service.query.followup import Rewrite, standalone_query
-from service.query.records import ANSWER_TOP_K, MAX_TOP_K, SEARCH_TOP_K, AnswerRequest
+from service.query.records import ANSWER_TOP_K, MAX_TOP_K, AnswerRequest
 
 __all__ = [
     "MODEL_PREFIX",
@@ -38,7 +39,6 @@ __all__ = [
     "collection_for_model",
     "openai_error_body",
     "router",
-    "tool_definitions",
 ]
 
 log = logging.getLogger("ragsearch.http")
@@ -52,10 +52,6 @@ _ERROR_TYPES = {
     429: "rate_limit_error",
 }
 _FINISH_REASONS = {"stop": "stop", "length": "length", "sensitive": "content_filter"}
-_FILTER_DOC = (
-    "Metadata filter: {field: value} or operators $eq $ne $in $gt $gte $lt $lte combined "
-    "with $and/$or. Fields: source, title, media_type, document_id or any metadata key."
-)
 
 
 def openai_error_body(status: int, message: str, code: str) -> dict[str, Any]:
@@ -136,7 +132,7 @@ class ChatCompletionBody(BaseModel):
     n: int = Field(1, ge=1, le=1, description="Only one choice is produced.")
     user: str | None = None
     collection: str | None = Field(None, description="Collection for model `ragsearch`.")
-    filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
+    filter: dict[str, Any] | None = Field(None, description=FILTER_DOC)
     top_k: int = Field(ANSWER_TOP_K, ge=1, le=MAX_TOP_K, description="Sources to consider.")
 
 
@@ -391,65 +387,3 @@ async def chat_completions(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-# --- function calling --------------------------------------------------------------------
-
-
-def tool_definitions() -> list[dict[str, Any]]:
-    """OpenAI / GLM function definitions for `/v1/search` and `/v1/answer`."""
-    common: dict[str, Any] = {
-        "query": {"type": "string", "description": "The search query or question."},
-        "collection": {"type": "string", "description": "The collection to use."},
-        "filter": {"type": "object", "description": _FILTER_DOC},
-    }
-    search_params = {
-        **common,
-        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": SEARCH_TOP_K},
-        "mode": {"type": "string", "enum": ["hybrid", "dense", "lexical"], "default": "hybrid"},
-    }
-    answer_params = {
-        **common,
-        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": ANSWER_TOP_K},
-    }
-    return [
-        _function(
-            "search",
-            "Search the knowledge base: ranked passages with their source, title and text.",
-            search_params,
-        ),
-        _function(
-            "answer",
-            "Answer a question from the knowledge base, citing sources as [n].",
-            answer_params,
-        ),
-    ]
-
-
-def _function(name: str, description: str, properties: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": description,
-            "parameters": {
-                "type": "object",
-                "properties": properties,
-                "required": ["query", "collection"],
-            },
-        },
-    }
-
-
-@router.get("/v1/tools", summary="Function-calling definitions for search and answer")
-async def list_tools(principal: PrincipalDep) -> dict[str, Any]:
-    """`tools` to pass to an OpenAI/GLM chat request; `endpoints` says where each call goes
-    (POST the function's arguments as the JSON body)."""
-    authorize(principal, "read")
-    return {
-        "tools": tool_definitions(),
-        "endpoints": {
-            "search": {"method": "POST", "path": "/v1/search"},
-            "answer": {"method": "POST", "path": "/v1/answer"},
-        },
-    }

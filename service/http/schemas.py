@@ -22,6 +22,7 @@ from service.query.records import (
 )
 
 __all__ = [
+    "FILTER_DOC",
     "AnswerBody",
     "CollectionBody",
     "ErrorBody",
@@ -29,7 +30,7 @@ __all__ = [
     "TextDocumentBody",
 ]
 
-_FILTER_DOC = (
+FILTER_DOC = (
     "Metadata filter: `{field: value}` or operators `$eq $ne $in $gt $gte $lt $lte`, "
     "combined with `$and`/`$or`. Fields: `source`, `title`, `media_type`, `document_id` "
     "or any metadata key."
@@ -45,7 +46,7 @@ class SearchBody(_Body):
     collection: str = Field(description="Collection to search.")
     top_k: int = Field(SEARCH_TOP_K, ge=1, le=MAX_TOP_K, description="Results to return.")
     mode: Mode = Field("hybrid", description="`hybrid` (dense + lexical), `dense` or `lexical`.")
-    filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
+    filter: dict[str, Any] | None = Field(None, description=FILTER_DOC)
     rerank: bool | None = Field(
         None, description="Rerank the fused candidates; default: when a reranker is configured."
     )
@@ -70,7 +71,7 @@ class AnswerBody(_Body):
     query: str = Field(description="The question.")
     collection: str = Field(description="Collection to answer from.")
     top_k: int = Field(ANSWER_TOP_K, ge=1, le=MAX_TOP_K, description="Sources to consider.")
-    filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
+    filter: dict[str, Any] | None = Field(None, description=FILTER_DOC)
     mode: Mode = Field("hybrid", description="Retrieval mode for the sources.")
     model: str = Field(
         "auto",

@@ -148,6 +148,7 @@ def kill_when(children: dict[str, tuple[Path, subprocess.Popen[bytes]]]) -> dict
     return killed
 
 
+@pytest.mark.slow  # kills real ingest processes at several points
 def test_ingest_killed_at_any_moment_recovers_on_rerun(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     write_corpus(corpus)
