@@ -16,11 +16,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from indexer.errors import InputError, PayloadTooLarge, UnsupportedMediaType
+from indexer.errors import InputError, PayloadTooLarge, UnsupportedMediaType, UrlRefused
 from indexer.ingest import SourceItem
 from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
 from indexer.settings import Settings
-from indexer.url_fetch import UrlPolicy, fetch_url
+from indexer.url_fetch import UrlPolicy, fetch_url, is_url
 from service.http.schemas import TextDocumentBody
 
 __all__ = ["MAX_FILES", "UploadRequest", "fetch_items", "read_upload", "url_policy"]
@@ -91,6 +91,8 @@ def _json_body(raw: bytes, settings: Settings) -> UploadRequest:
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
     if body.url is not None:
+        if not is_url(body.url):  # refused now, not later inside a job
+            raise UrlRefused(f"{body.url}: only http:// and https:// URLs can be ingested")
         return UploadRequest(urls=[body.url], metadata=body.metadata, run_async=body.run_async)
     assert body.text is not None and body.source is not None  # checked by the model
     data = body.text.encode("utf-8")

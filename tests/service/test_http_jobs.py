@@ -236,8 +236,14 @@ def test_json_upload_needs_exactly_text_or_url(jobs_client: TestClient) -> None:
     neither = jobs_client.post("/v1/collections/docs/documents", json={"source": "a"})
     no_source = jobs_client.post("/v1/collections/docs/documents", json={"text": "x"})
 
+    not_web = jobs_client.post(
+        "/v1/collections/docs/documents", json={"url": "file:///etc/passwd", "async": True}
+    )
+
     for response in (both, neither, no_source):
         assert_error(response, 422, "validation_error")
+    assert_error(not_web, 400, "url_refused")
+    assert jobs_client.get("/v1/jobs").json() == {"jobs": []}
 
 
 def test_a_server_that_stops_gracefully_leaves_its_waiting_job_interrupted(
