@@ -25,6 +25,7 @@ from indexer.cli_context import (
 )
 
 if TYPE_CHECKING:
+    from indexer.index import Index
     from indexer.ingest import Ingestor, SourceItem
     from indexer.providers.factory import EmbedderCache
     from indexer.records import IngestReport
@@ -82,11 +83,7 @@ def ingest(
     Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error,
     4 when another writer holds the data directory.
     """
-    from indexer.collections import drop_if_empty, ensure_collection
-    from indexer.errors import Conflict
-    from indexer.ingest import Ingestor
     from indexer.metadata_options import metadata_from_options
-    from indexer.progress import ingest_progress
     from indexer.providers.factory import EmbedderCache
 
     settings = app.settings
@@ -94,32 +91,50 @@ def ingest(
     files, items = _sources(paths, metadata, settings)
     embedders = EmbedderCache(settings)
     with writing(settings, "ingest") as index:
-        created = index.catalog.find_collection(collection) is None
-        if created:
-            notice_default(settings)
-        target = ensure_collection(index, embedders, collection)
-        first_run = index.catalog.count_documents(target.id) == 0
-        if dimensions is not None and dimensions != target.dimensions:
-            raise Conflict(
-                f"collection {collection!r} stores {target.dimensions}-dimensional vectors; "
-                f"its dimension cannot change to {dimensions} (create a new collection)"
-            )
-        embedder = embedders.for_collection(target)
-        show = not quiet and sys.stderr.isatty()
-        with ingest_progress(len(items), enabled=show) as advance:
-            ingestor = Ingestor(index, target, embedder, on_progress=advance)
-            report = asyncio.run(
-                _run_and_close(ingestor, items, files if sync else None, embedders)
-            )
-        if created and (report.failed or report.skipped) and drop_if_empty(index, target):
-            click.echo(
-                f"{collection}: nothing was ingested; the new collection was not kept", err=True
-            )
+        report, first_run = _ingest_into(
+            index, embedders, collection, items, files if sync else None, dimensions, quiet
+        )
     _print_report(collection, report, as_json)
     if first_run and report.added and not quiet:
         _next_steps(collection)
     if report.failed:
         sys.exit(1)
+
+
+def _ingest_into(
+    index: Index,
+    embedders: EmbedderCache,
+    collection: str,
+    items: list[SourceItem],
+    sync: list[Path] | None,
+    dimensions: int | None,
+    quiet: bool,
+) -> tuple[IngestReport, bool]:
+    """Ingest `items` under the writer lock; returns the report and whether the collection
+    was empty before (a first run)."""
+    from indexer.collections import drop_if_empty, ensure_collection
+    from indexer.errors import Conflict
+    from indexer.ingest import Ingestor
+    from indexer.progress import ingest_progress
+
+    created = index.catalog.find_collection(collection) is None
+    if created:
+        notice_default(index.settings)
+    target = ensure_collection(index, embedders, collection)
+    first_run = index.catalog.count_documents(target.id) == 0
+    if dimensions is not None and dimensions != target.dimensions:
+        raise Conflict(
+            f"collection {collection!r} stores {target.dimensions}-dimensional vectors; "
+            f"its dimension cannot change to {dimensions} (create a new collection)"
+        )
+    embedder = embedders.for_collection(target)
+    show = not quiet and sys.stderr.isatty()
+    with ingest_progress(len(items), enabled=show) as advance:
+        ingestor = Ingestor(index, target, embedder, on_progress=advance)
+        report = asyncio.run(_run_and_close(ingestor, items, sync, embedders))
+    if created and (report.failed or report.skipped) and drop_if_empty(index, target):
+        click.echo(f"{collection}: nothing was ingested; the new collection was not kept", err=True)
+    return report, first_run
 
 
 def _next_steps(collection: str) -> None:
