@@ -21,7 +21,7 @@ from service.http.app import create_app
 from service.http.auth import create_key
 from tests.conftest import DATA, INGEST_DATA
 from tests.service.chatbots import LiveServer, build_corpus
-from tests.service.test_widget_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.service.http.test_widget_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.skipif(
     shutil.which(CHROMIUM) is None, reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"
