@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 
 from indexer.errors import ParseError
 from indexer.ingest import Ingestor, delete_documents
-from indexer.records import Document
 from service.http.deps import EngineDep, PrincipalDep, authorize, forbid_widget, writing
 from service.http.jobs import JobRunner
 from service.http.schemas import ERROR_RESPONSES, TextDocumentBody
@@ -113,16 +112,12 @@ async def list_documents(
     authorize(principal, "read", name)
     forbid_widget(principal)
     catalog = engine.index.catalog
-    needle = q.strip().casefold()
+    needle = q.strip()
 
     def page() -> dict[str, Any]:
         collection = catalog.get_collection(name)
-        if needle:
-            found = [d for d in catalog.list_documents(collection.id) if _matches(d, needle)]
-            docs, total = found[offset : offset + limit], len(found)
-        else:
-            docs = catalog.list_documents(collection.id, limit=limit, offset=offset)
-            total = catalog.count_documents(collection.id)
+        docs = catalog.list_documents(collection.id, limit=limit, offset=offset, containing=needle)
+        total = catalog.count_documents(collection.id, containing=needle)
         return {
             "documents": [d.as_dict() for d in docs],
             "total": total,
@@ -152,10 +147,6 @@ async def get_document(
         return {**doc.as_dict(), "text": catalog.document_text(doc.id)}
 
     return await asyncio.to_thread(read)
-
-
-def _matches(d: Document, needle: str) -> bool:
-    return needle in d.source.casefold() or needle in (d.title or "").casefold()
 
 
 @router.get("/{document_id}/chunks")
