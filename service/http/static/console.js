@@ -38,7 +38,8 @@
       route: "Route", grounded: "grounded", notGrounded: "not grounded: evidence too weak", citations: "Citations",
       promptSources: "Prompt sources", noResults: "No results.", badJson: "Not a JSON object: ",
       created1: "Created ", dropped: "Dropped ", revoked: "Revoked key ", all: "all", job: "job",
-      jobStarted: "Job started: #", files: "files"
+      jobStarted: "Job started: #", files: "files",
+      moreChunks: "… and {n} more chunks (GET .../chunks?offset=1000)"
     },
     zh: {
       console: "控制台", collections: "集合", documents: "文档", playground: "检索试验",
@@ -66,7 +67,8 @@
       route: "路由", grounded: "有据可依", notGrounded: "证据不足，未作回答", citations: "引用",
       promptSources: "提示词中的来源", noResults: "没有结果。", badJson: "不是 JSON 对象：",
       created1: "已创建 ", dropped: "已删除 ", revoked: "已吊销密钥 ", all: "全部", job: "任务",
-      jobStarted: "任务已开始：#", files: "个文件"
+      jobStarted: "任务已开始：#", files: "个文件",
+      moreChunks: "……还有 {n} 个分块（GET .../chunks?offset=1000）"
     }
   };
 
@@ -353,6 +355,9 @@
       $("doc-chunk-count").textContent = "(" + chunks.total + ")";
       var list = clear($("doc-chunks"));
       chunks.chunks.forEach(function (c) { list.appendChild(chunkItem(c)); });
+      if (chunks.total > chunks.chunks.length) {
+        list.appendChild(el("li", { className: "muted", text: t("moreChunks").replace("{n}", chunks.total - chunks.chunks.length) }));
+      }
       $("doc-delete").textContent = t("delete");
       $("doc-delete").dataset.armed = "";
       $("doc-view").scrollIntoView({ block: "start" });
