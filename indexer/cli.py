@@ -41,6 +41,11 @@ __all__ = ["COMMANDS", "run"]
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symbolic links that leave the named directories (default: report and skip).",
+)
+@click.option(
     "--dimensions",
     type=int,
     default=None,
@@ -69,30 +74,41 @@ def ingest(
     sync: bool,
     as_json: bool,
     quiet: bool,
+    follow_symlinks: bool,
     dimensions: int | None,
     metadata_pairs: tuple[str, ...],
     metadata_file: Path | None,
 ) -> None:
     """Parse, chunk, embed and store files (directories recursively) or web pages.
 
-    Unchanged files cost nothing on a re-run; changed files replace their chunks.
+    Unchanged files cost nothing on a re-run; changed files replace their chunks. Links
+    leaving a named directory and anything not a regular file (FIFOs, devices) are reported
+    as skipped and never read.
     An http(s) URL is downloaded (public addresses only, see
     RAGSEARCH_URL_FETCH_ALLOWED_NETWORKS; size and time limited) and stored under its URL.
     Metadata is filterable in search (`--filter`); it is stored when a file is added or
     changed (unchanged content is skipped, metadata included).
     Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error,
-    4 when another writer holds the data directory.
+    4 when another writer holds the data directory, 7 when the disk filled (the report of
+    what landed is still printed with --json).
     """
     from indexer.metadata_options import metadata_from_options
     from indexer.providers.factory import EmbedderCache
 
     settings = app.settings
     metadata = metadata_from_options(metadata_pairs, metadata_file)
-    files, items = _sources(paths, metadata, settings)
+    files, items = _sources(paths, metadata, settings, follow_symlinks)
     embedders = EmbedderCache(settings)
     with writing(settings, "ingest") as index:
         report, first_run = _ingest_into(
-            index, embedders, collection, items, files if sync else None, dimensions, quiet
+            index,
+            embedders,
+            collection,
+            items,
+            files if sync else None,
+            dimensions,
+            quiet=quiet,
+            as_json=as_json,
         )
     _print_report(collection, report, as_json)
     if first_run and report.added and not quiet:
@@ -108,12 +124,14 @@ def _ingest_into(
     items: list[SourceItem],
     sync: list[Path] | None,
     dimensions: int | None,
+    *,
     quiet: bool,
+    as_json: bool,
 ) -> tuple[IngestReport, bool]:
     """Ingest `items` under the writer lock; returns the report and whether the collection
     was empty before (a first run)."""
     from indexer.collections import drop_if_empty, ensure_collection
-    from indexer.errors import Conflict
+    from indexer.errors import Conflict, StorageError
     from indexer.ingest import Ingestor
     from indexer.progress import ingest_progress
 
@@ -131,7 +149,13 @@ def _ingest_into(
     show = not quiet and sys.stderr.isatty()
     with ingest_progress(len(items), enabled=show) as advance:
         ingestor = Ingestor(index, target, embedder, on_progress=advance)
-        report = asyncio.run(_run_and_close(ingestor, items, sync, embedders))
+        try:
+            report = asyncio.run(_run_and_close(ingestor, items, sync, embedders))
+        except StorageError:
+            # Keep the report of what landed before the disk filled, then the error.
+            if as_json:
+                emit_json(ingestor.report.as_dict())
+            raise
     if created and (report.failed or report.skipped) and drop_if_empty(index, target):
         click.echo(f"{collection}: nothing was ingested; the new collection was not kept", err=True)
     return report, first_run
@@ -153,7 +177,7 @@ def _next_steps(collection: str) -> None:
 
 
 def _sources(
-    paths: Sequence[str], metadata: dict[str, Any], settings: Settings
+    paths: Sequence[str], metadata: dict[str, Any], settings: Settings, follow_symlinks: bool
 ) -> tuple[list[Path], list[SourceItem]]:
     """The files named (for `--sync`), and every item to ingest: files found under the paths
     and pages downloaded from the URLs, each with `metadata`."""
@@ -164,7 +188,7 @@ def _sources(
 
     urls = [p for p in paths if is_url(p)]
     files = [Path(p) for p in paths if not is_url(p)]
-    found = discover(files)
+    found = discover(files, follow_symlinks=follow_symlinks)
     if urls:
         found += asyncio.run(_fetch_pages(urls, settings))
     return files, [replace(i, metadata=dict(metadata)) for i in found]
@@ -232,6 +256,8 @@ def status(app: AppContext, as_json: bool) -> None:
                         "chunks": r.chunks,
                         "vectors": r.vectors,
                         "consistent": r.consistent,
+                        "checksum": r.checksum,
+                        "notes": r.notes,
                     }
                     for r in rows
                 ]
@@ -245,6 +271,8 @@ def status(app: AppContext, as_json: bool) -> None:
         click.echo(
             f"{r.name}: {r.documents} documents, {r.chunks} chunks, {r.vectors} vectors, {state}"
         )
+        for note in r.notes:
+            click.echo(f"  note: {note}")
 
 
 @click.command()

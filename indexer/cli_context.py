@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from indexer.errors import RagsearchError
+from indexer.private_files import make_private_dir
 from indexer.settings import Settings
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ Exit status:
   4    conflict, or locked: another writer holds the data directory
   5    unauthorized or forbidden
   6    a model provider failed, or a rate limit was hit
+  7    storage failed (the disk is full, or an I/O error); what was committed is kept
   130  interrupted (what was committed is kept)"""
 
 
@@ -127,7 +129,7 @@ def writing(settings: Settings, operation: str = "write") -> Iterator[Index]:
     """
     from indexer.writer_lock import WriterLock
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     lock = WriterLock(settings.data_dir, operation=operation)
     with lock, open_index(settings, writer=True) as index:
         yield index

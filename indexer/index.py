@@ -10,18 +10,23 @@ no longer has.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from indexer.catalog import Catalog
+from indexer.private_files import make_private_dir
 from indexer.records import Collection
 from indexer.settings import Settings
 from indexer.vectors.base import VectorStore
-from indexer.vectors.faiss_store import FaissStore
+from indexer.vectors.faiss_store import FaissStore, remove_stale_temp_files
 from indexer.vectors.milvus_store import MilvusStore, collection_name, connect, is_milvus
+
+log = logging.getLogger("ragsearch.index")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,27 @@ class CollectionStatus:
     chunks: int
     vectors: int
     consistent: bool
+    # "ok", "mismatch" (the saved file changed since it was written), "unrecorded" (saved
+    # before checksums were kept) or "none" (no file, or Milvus)
+    checksum: str = "none"
+    orphan_vectors: int = 0  # vectors whose chunk the catalog does not have
+
+    @property
+    def notes(self) -> list[str]:
+        """What a person should know about this collection's storage, in words."""
+        notes = []
+        if self.checksum == "mismatch":
+            notes.append(
+                "the saved vector file does not match its checksum (damaged?); it is rebuilt "
+                "from the embedding cache when next opened for writing"
+            )
+        if self.orphan_vectors:
+            notes.append(
+                f"the vector file holds {self.orphan_vectors} vectors of chunks the catalog "
+                "does not have: a delete did not reach the file, or the catalog lost committed "
+                "documents (a damaged -wal file?)"
+            )
+        return notes
 
 
 class Index:
@@ -46,12 +72,15 @@ class Index:
     def __init__(self, settings: Settings, *, writer: bool = False) -> None:
         self.settings = settings
         self.writer = writer
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         self.catalog = Catalog(settings.resolved_catalog_url)
         self.shared_vectors = is_milvus(settings.vector_store)
         self._milvus: Any = None
         self._stores: dict[int, tuple[int, VectorStore]] = {}
         self._lock = threading.Lock()
+        if writer and not self.shared_vectors:
+            for stale in remove_stale_temp_files(settings.vectors_dir):
+                log.info("removed %s, left by an interrupted save", stale.name)
         if self.shared_vectors:
             token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
             try:
@@ -69,12 +98,30 @@ class Index:
         """A fresh, unloaded handle on the collection's vectors (FAISS file or Milvus)."""
         if self._milvus is not None:
             return MilvusStore(self._milvus, collection_name(collection.id), collection.dimensions)
+        record = partial(self.catalog.record_vector_checksum, collection.id)
         return FaissStore(
             self.settings.vectors_dir / f"{collection.id}-{collection.name}.faiss",
             collection.dimensions,
             ann_threshold=self.settings.ann_threshold,
             nprobe=self.settings.ivf_nprobe,
+            expected_sha256=self.catalog.vector_checksum(collection.id),
+            on_saved=record if self.writer else None,
         )
+
+    def _load(self, collection: Collection, store: VectorStore) -> None:
+        store.load()
+        if not isinstance(store, FaissStore) or not store.checksum_mismatch:
+            return
+        # A writer replaces the file a moment before recording its checksum: look again.
+        store.expected_sha256 = self.catalog.vector_checksum(collection.id)
+        store.load()
+        if store.checksum_mismatch:
+            log.warning(
+                "vector file %s of collection %r does not match the checksum recorded at its "
+                "last save; rebuilding it from the embedding cache",
+                store.path.name,
+                collection.name,
+            )
 
     def store(self, collection: Collection) -> VectorStore:
         """The collection's vectors, current with the catalog's latest committed revision."""
@@ -84,11 +131,12 @@ class Index:
             if cached is not None and cached[0] == revision:
                 return cached[1]
             store = self._path(collection)
-            store.load()
+            self._load(collection, store)
             if self.writer or not self.shared_vectors:
                 self.reconcile(collection, store)
-            if self.writer and store.dirty:
-                store.save()
+            unrecorded = isinstance(store, FaissStore) and store.expected_sha256 is None
+            if self.writer and (store.dirty or (unrecorded and len(store))):
+                store.save()  # also records the checksum of a file saved before they were kept
             self._stores[collection.id] = (revision, store)
             return store
 
@@ -120,10 +168,18 @@ class Index:
         """What is persisted now (the saved vector file, or Milvus) compared with the catalog."""
         on_disk = self._path(collection)
         on_disk.load()
+        checksum = "none"
+        if isinstance(on_disk, FaissStore) and on_disk.path.exists():
+            if on_disk.checksum_mismatch:
+                checksum = "mismatch"
+            else:
+                checksum = "ok" if on_disk.expected_sha256 is not None else "unrecorded"
         ids = on_disk.ids()
         chunk_ids = self.catalog.chunk_ids(collection.id)
-        consistent = len(ids) == len(np.unique(ids)) and np.array_equal(
-            np.sort(ids), np.sort(chunk_ids)
+        consistent = (
+            checksum != "mismatch"
+            and len(ids) == len(np.unique(ids))
+            and np.array_equal(np.sort(ids), np.sort(chunk_ids))
         )
         return CollectionStatus(
             name=collection.name,
@@ -131,4 +187,6 @@ class Index:
             chunks=len(chunk_ids),
             vectors=len(ids),
             consistent=bool(consistent),
+            checksum=checksum,
+            orphan_vectors=len(np.setdiff1d(ids, chunk_ids)),
         )

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from service.http.auth import has_active_keys
+from service.http.auth import ever_had_keys, has_active_keys
 from service.http.deps import EngineDep
 
 __all__ = ["CONSOLE_CSP", "router"]
@@ -65,5 +65,13 @@ async def console_style() -> Response:
 @router.get("/console/config.json")
 async def console_config(request: Request, engine: EngineDep) -> dict[str, Any]:
     """What the page needs before signing in: whether a key is required, which views exist."""
-    keyed = await asyncio.to_thread(has_active_keys, engine.index.catalog)
-    return {"key_required": keyed or not request.app.state.open_without_keys, "jobs": True}
+    catalog = engine.index.catalog
+
+    def key_required() -> bool:
+        # The same rule as `principal_for`: open only while no key exists and, once keys
+        # have existed, only with RAGSEARCH_OPEN_AFTER_KEYS.
+        if not request.app.state.open_without_keys or has_active_keys(catalog):
+            return True
+        return ever_had_keys(catalog) and not engine.settings.open_after_keys
+
+    return {"key_required": await asyncio.to_thread(key_required), "jobs": True}

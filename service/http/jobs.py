@@ -20,6 +20,7 @@ from indexer.errors import Locked, RagsearchError, UrlFetchFailed, UrlRefused
 from indexer.ingest import Ingestor, SourceItem
 from indexer.records import FailedSource, IngestReport
 from service.http.deps import write_access
+from service.http.errors import PROVIDER_MESSAGE
 from service.http.uploads import UploadRequest, url_policy
 from service.query.engine import Engine
 
@@ -190,4 +191,9 @@ class JobRunner:
                 if ingestor is not None or self.clock() > waited_until:
                     raise
         report.failed[:0] = failures
+        # As a direct upload: a provider's detail stays in the log, callers see one message.
+        report.failed = [
+            FailedSource(f.source, PROVIDER_MESSAGE, provider=True) if f.provider else f
+            for f in report.failed
+        ]
         return report

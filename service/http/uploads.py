@@ -6,7 +6,6 @@ suffix or content type), before any ingest work.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -18,6 +17,7 @@ from starlette.datastructures import UploadFile
 
 from indexer.errors import InputError, PayloadTooLarge, UnsupportedMediaType, UrlRefused
 from indexer.ingest import SourceItem
+from indexer.json_values import check_json_value, check_text, parse_json_object
 from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
 from indexer.settings import Settings
 from indexer.url_fetch import UrlPolicy, fetch_url, is_url
@@ -76,13 +76,9 @@ async def _files(request: Request, settings: Settings) -> UploadRequest:
 def _metadata(raw: Any) -> dict[str, Any]:
     if raw is None or raw == "":
         return {}
-    try:
-        value = json.loads(raw) if isinstance(raw, str) else None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"metadata: not valid JSON ({exc.msg})") from exc
-    if not isinstance(value, dict):
-        raise InputError("metadata: expected a JSON object")
-    return value
+    if not isinstance(raw, str):
+        raise InputError("metadata: expected a JSON object as a form field, not a file")
+    return parse_json_object(raw, "metadata")
 
 
 def _json_body(raw: bytes, settings: Settings) -> UploadRequest:
@@ -90,6 +86,10 @@ def _json_body(raw: bytes, settings: Settings) -> UploadRequest:
         body = TextDocumentBody.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
+    for where, text in (("source", body.source), ("text", body.text), ("url", body.url)):
+        check_text(text or "", where)
+    check_text(body.filename or "", "filename")
+    check_json_value(body.metadata, "metadata")
     if body.url is not None:
         if not is_url(body.url):  # refused now, not later inside a job
             raise UrlRefused(f"{body.url}: only http:// and https:// URLs can be ingested")

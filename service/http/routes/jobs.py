@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from indexer import jobs as store
+from indexer.json_values import MAX_ID
 from service.http.deps import EngineDep, PrincipalDep, authorize, forbid_widget
 from service.http.jobs import JobRunner
 from service.http.routes.search import sse_event
@@ -19,6 +20,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
 
 
 @router.get("")
@@ -46,7 +48,7 @@ async def _readable_job(engine: Any, principal: Any, job_id: int) -> store.Job:
 
 
 @router.get("/{job_id}")
-async def get_job(job_id: int, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
+async def get_job(job_id: JobId, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
     """One job: `status` (queued, running, done, failed, interrupted), `progress` (files
     parsed of total, failures, chunks embedded, vectors computed), the `report` when done,
     the `error` when it failed. Needs `read` on its collection."""
@@ -59,7 +61,7 @@ async def get_job(job_id: int, engine: EngineDep, principal: PrincipalDep) -> di
     responses={200: {"description": "Server-Sent Events", "content": {"text/event-stream": {}}}},
 )
 async def job_events(
-    job_id: int, request: Request, engine: EngineDep, principal: PrincipalDep
+    job_id: JobId, request: Request, engine: EngineDep, principal: PrincipalDep
 ) -> StreamingResponse:
     """Server-Sent Events: `progress` with the job each time it changes, then one `done`
     with the finished job (done, failed or interrupted). Needs `read` on its collection."""
@@ -85,7 +87,7 @@ async def job_events(
 
 @router.post("/{job_id}/resume", status_code=202)
 async def resume(
-    job_id: int, request: Request, engine: EngineDep, principal: PrincipalDep
+    job_id: JobId, request: Request, engine: EngineDep, principal: PrincipalDep
 ) -> JSONResponse:
     """Run an interrupted (or failed) job again: what landed before is skipped, the rest is
     ingested. 409 for a job that is queued, running or done. Needs `write` on its collection."""

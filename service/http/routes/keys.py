@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexer.errors import Forbidden, InputError
+from indexer.json_values import MAX_ID
 from service.http.auth import create_key, list_keys, revoke_key_id
 from service.http.deps import (
     EngineDep,
@@ -22,13 +23,14 @@ from service.http.schemas import ERROR_RESPONSES
 
 __all__ = ["KeyBody", "router"]
 
-Scope = Literal["read", "write", "admin"]
+Scope = Literal["read", "write", "admin", "documents"]
+KeyId = Annotated[int, Path(ge=1, le=MAX_ID, description="The key's id.")]
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=ERROR_RESPONSES)
 
 
 class KeyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=128, description="A name to recognise the key.")
     scopes: list[Scope] = Field(
@@ -84,7 +86,7 @@ async def create(body: KeyBody, engine: EngineDep, principal: PrincipalDep) -> d
 
 
 @router.delete("/{key_id}")
-async def revoke(key_id: int, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
+async def revoke(key_id: KeyId, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
     """Revoke the key with this id at once. 404 when no active key has it."""
     _admin_everywhere(principal)
     if principal.key_id == key_id:

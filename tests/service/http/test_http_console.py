@@ -119,3 +119,24 @@ def test_keys_over_http_need_an_unlimited_admin_key(seeded: Settings, loaded: Te
         "/v1/keys", json={"name": "n", "collections": ["nope"]}, headers=bearer(admin)
     )
     assert_error(unknown, 404, "not_found")
+
+
+def test_console_config_says_when_a_key_is_needed(client: TestClient, settings: Settings) -> None:
+    from indexer.index import Index
+    from service.http.auth import revoke_key
+
+    open_now = client.get("/console/config.json").json()
+    new_key(settings, "ops", ["admin"])
+    keyed = client.get("/console/config.json").json()
+    index = Index(settings)
+    try:
+        revoke_key(index.catalog, "ops")
+    finally:
+        index.close()
+    all_revoked = client.get("/console/config.json").json()
+
+    assert open_now == {"key_required": False, "jobs": True}
+    assert keyed["key_required"] is True
+    # Once keys have existed the service stays closed, and the page asks for a key.
+    assert all_revoked["key_required"] is True
+    assert client.get("/v1/collections").status_code == 401
