@@ -62,7 +62,6 @@ class JobProgress:
     files_failed: int = 0
     chunks_embedded: int = 0  # chunks written with their vectors
     vectors_computed: int = 0
-    current: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,12 +70,11 @@ class JobProgress:
             "files_failed": self.files_failed,
             "chunks_embedded": self.chunks_embedded,
             "vectors_computed": self.vectors_computed,
-            "current": self.current,
         }
 
     @classmethod
-    def during(cls, total: int, done: int, report: IngestReport, current: str) -> JobProgress:
-        return cls(total, done, len(report.failed), report.chunks, report.embedded, current)
+    def during(cls, total: int, done: int, report: IngestReport) -> JobProgress:
+        return cls(total, done, len(report.failed), report.chunks, report.embedded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +133,6 @@ def _job(m: Any) -> Job:
             files_failed=int(p.get("files_failed", 0)),
             chunks_embedded=int(p.get("chunks_embedded", 0)),
             vectors_computed=int(p.get("vectors_computed", 0)),
-            current=str(p.get("current", "")),
         ),
         manifest=list(m["manifest"] or []),
         report=m["report"],

@@ -18,6 +18,7 @@ from typing import Any
 from indexer import jobs as store
 from indexer.errors import Locked, RagsearchError, UrlFetchFailed, UrlRefused
 from indexer.ingest import Ingestor, SourceItem
+from indexer.progress import IngestProgress
 from indexer.records import FailedSource, IngestReport
 from service.http.deps import write_access
 from service.http.errors import PROVIDER_MESSAGE
@@ -107,7 +108,7 @@ class JobRunner:
             items, failures = await self._items(job)
             progress = store.JobProgress(total, len(failures), len(failures))
             report = await self._ingest(job, items, progress, failures)
-            progress = store.JobProgress.during(total, total, report, "")
+            progress = store.JobProgress.during(total, total, report)
             await asyncio.to_thread(store.finish_job, catalog, job_id, progress, report)
             if not report.failed:
                 await asyncio.to_thread(store.remove_staged, self.engine.settings.data_dir, job_id)
@@ -153,24 +154,21 @@ class JobRunner:
         failures: list[FailedSource],
     ) -> IngestReport:
         catalog = self.engine.index.catalog
-        done = start.files_done
         last_saved = self.clock()
         ingestor: Ingestor | None = None
 
-        def advance(source: str) -> None:
-            nonlocal done, last_saved
-            done += 1
+        def advance(state: IngestProgress) -> None:
+            nonlocal last_saved
             if ingestor is None or self.clock() - last_saved < self.save_every:
                 return
             last_saved = self.clock()
-            report = ingestor.report
-            report_now = IngestReport(
-                collection=report.collection,
-                chunks=report.chunks,
-                embedded=report.embedded,
-                failed=[*failures, *report.failed],
+            progress = store.JobProgress(
+                files_total=start.files_total,
+                files_done=start.files_done + state.files_done,
+                files_failed=len(failures) + len(ingestor.report.failed),
+                chunks_embedded=state.chunks_done,
+                vectors_computed=ingestor.report.embedded,
             )
-            progress = store.JobProgress.during(start.files_total, done, report_now, source)
             store.set_progress(catalog, job.id, progress)
 
         waited_until = self.clock() + JOB_LOCK_TIMEOUT
