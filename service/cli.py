@@ -31,6 +31,7 @@ from service.http import commands as http_commands
 from service.query.records import ANSWER_TOP_K, FUSIONS, MODES, SEARCH_TOP_K
 
 if TYPE_CHECKING:
+    from service.query.answer_records import Answer
     from service.query.engine import Engine
     from service.query.evaluation import Dataset
     from service.query.records import Fusion, Mode
@@ -161,11 +162,11 @@ def ask_command(
         filter=_filter(filter_json),
     )
 
-    async def run() -> Any:
+    async def run() -> Answer:
         async with engine_for(app.settings) as engine:
             return await engine.answer(request)
 
-    body = asyncio.run(run())
+    body = asyncio.run(run()).as_dict()  # exactly what POST /v1/answer returns
     if as_json:
         emit_json(body)
         return
