@@ -28,7 +28,6 @@ from indexer.providers.base import Embedder, Vectors
 from indexer.records import ChunkDraft, Collection, FailedSource, IngestReport, NewChunk
 
 _GROUP_CHUNKS = 512  # chunks embedded together: big batches keep the model busy
-_CHECKPOINT_SECONDS = 5.0  # how often the vector file is saved during a long ingest
 
 ProgressCallback = Callable[[str], None]
 
@@ -130,7 +129,7 @@ class Ingestor:
         self.report = IngestReport(collection=collection.name)
         self._pending: list[_Prepared] = []
         self._pending_chunks = 0
-        self._last_save = time.monotonic()
+        self._changes = 0  # vectors added or removed since the index last heard of them
 
     async def run(
         self, items: Iterable[SourceItem], *, sync_scope: Sequence[Path] | None = None
@@ -153,9 +152,7 @@ class Ingestor:
             if sync_scope is not None:
                 self._delete_vanished(existing, seen, sync_scope)
         finally:
-            if self.store.dirty:
-                self.store.save()
-            self.index.mark_current(self.collection, self.store)
+            self._mark_current()
         self.report.seconds = time.perf_counter() - started
         return self.report
 
@@ -234,10 +231,12 @@ class Ingestor:
                 ready.append(prepared)
         if ready:
             await asyncio.to_thread(self._write, ready, vectors)
-        self.index.mark_current(self.collection, self.store)
-        if self.store.dirty and time.monotonic() - self._last_save > _CHECKPOINT_SECONDS:
-            self.store.save()
-            self._last_save = time.monotonic()
+        self._mark_current()
+
+    def _mark_current(self) -> None:
+        """Tell the index what this run changed; it saves the vectors when enough did."""
+        changes, self._changes = self._changes, 0
+        self.index.mark_current(self.collection, self.store, changes)
 
     async def _embed(
         self, pending: Sequence[_Prepared]
@@ -297,8 +296,9 @@ class Ingestor:
                 except CatalogError as exc:
                     self._fail(prepared.item.source, exc)
         removed = [i for _, _, gone in results for i in gone]
-        self.store.remove(np.asarray(removed, dtype=np.int64))
+        self._changes += self.store.remove(np.asarray(removed, dtype=np.int64))
         chunk_ids = [i for _, ids, _ in results for i in ids]
+        self._changes += len(chunk_ids)
         if chunk_ids:
             stacked = np.stack([vectors[s] for p in written for s in p.embed_shas])
             self.store.add(np.asarray(chunk_ids, dtype=np.int64), stacked)
@@ -320,18 +320,17 @@ class Ingestor:
 
     def delete_document(self, document_id: int) -> None:
         removed = self.catalog.delete_document(self.collection.id, document_id)
-        self.store.remove(np.asarray(removed, dtype=np.int64))
+        self._changes += self.store.remove(np.asarray(removed, dtype=np.int64))
         self.report.deleted += 1
 
 
 def delete_documents(index: Index, collection: Collection, document_ids: Sequence[int]) -> None:
     """Delete documents with their chunks, text and vectors. The caller holds the writer lock."""
     store = index.store(collection)
+    changes = 0
     try:
         for document_id in document_ids:
             removed = index.catalog.delete_document(collection.id, document_id)
-            store.remove(np.asarray(removed, dtype=np.int64))
+            changes += store.remove(np.asarray(removed, dtype=np.int64))
     finally:
-        if store.dirty:
-            store.save()
-        index.mark_current(collection, store)
+        index.mark_current(collection, store, changes)
