@@ -120,6 +120,7 @@ class Importer:
         self.model = model
         self.on_progress = on_progress
         self.store = index.store(collection)
+        index.lexicon(collection)
         self.report = IngestReport(collection=collection.name)
         self._pending: list[_Ready] = []
         self._pending_chunks = 0
@@ -176,6 +177,8 @@ class Importer:
         changes = self.store.remove(removed)
         chunk_ids = np.asarray([i for _, ids, _ in results for i in ids], dtype=np.int64)
         self.store.add(chunk_ids, np.concatenate([r.vectors for r in pending]))
+        texts = [c.lexical_text for r in pending for c in r.chunks]
+        self.index.write_lexical(self.collection, chunk_ids.tolist(), texts, removed.tolist())
         self.index.mark_current(self.collection, self.store, changes + len(chunk_ids))
         self.report.chunks += len(chunk_ids)
         self.report.reused += len(chunk_ids)

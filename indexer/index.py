@@ -15,13 +15,17 @@ longer has.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sqlalchemy import ColumnElement
 
 from indexer import chunk_changes
 from indexer.catalog import Catalog
+from indexer.lexical_sync import catch_up
+from indexer.lexical_tantivy import SyncState, TantivyLexicon
 from indexer.records import Collection
 from indexer.settings import Settings
 from indexer.vectors.base import VectorStore
@@ -78,6 +82,8 @@ class Index:
         self._lock = threading.Lock()  # guards the dicts above
         self._opening = threading.Lock()  # one first open at a time
         self._refreshing: dict[int, threading.Lock] = {}
+        self._lexicons: dict[int, tuple[int, TantivyLexicon]] = {}  # (revision seen, index)
+        self._caught_up: dict[int, int] = {}  # highest chunk id a writer's catch-up indexed
         self.reloads = 0  # full loads of a vector file (open, or a log pruned past a reader)
         try:
             chunk_changes.install(self.catalog.engine)
@@ -91,6 +97,8 @@ class Index:
     def close(self) -> None:
         """Save what a writer has not saved yet, then close the catalog and Milvus."""
         try:
+            for _, lexicon in self._lexicons.values():
+                lexicon.release()
             if self.writer:
                 for held in list(self._held.values()):
                     if held.store.dirty:
@@ -188,6 +196,11 @@ class Index:
             self._held[collection.id] = held
             unsaved = self._unsaved.get(collection.id, 0) + changes
             self._unsaved[collection.id] = unsaved
+            lexical = self._lexicons.get(collection.id)
+        if lexical is not None:
+            lexical[1].commit(SyncState(held.high_id, held.tombstone))
+            with self._lock:
+                self._lexicons[collection.id] = (revision, lexical[1])
         if store.dirty and (
             len(store) < SAVE_ALWAYS_BELOW or unsaved >= SAVE_FRACTION * len(store)
         ):
@@ -210,8 +223,79 @@ class Index:
         with self._lock:
             held = self._held.pop(collection.id, None)
             self._unsaved.pop(collection.id, None)
+            lexical = self._lexicons.pop(collection.id, None)
         store = held.store if held else self._path(collection)
         store.delete_file()
+        if lexical is not None:
+            lexical[1].delete_files()
+        elif self.settings.uses_tantivy:
+            TantivyLexicon(self._lexical_path(collection)).delete_files()
+
+    # --- lexical -------------------------------------------------------------------------
+
+    def _lexical_path(self, collection: Collection) -> Any:
+        return self.settings.lexical_dir / f"{collection.id}-{collection.name}"
+
+    def lexicon(self, collection: Collection) -> TantivyLexicon | None:
+        """The collection's tantivy index (None when lexical search is the database's),
+        current with the catalog's latest revision. A writer first catches it up with the
+        catalog (see `indexer.lexical_sync`); a reader only reopens its searcher."""
+        if not self.settings.uses_tantivy:
+            return None
+        revision = self.catalog.revision(collection.id)
+        with self._lock:
+            found = self._lexicons.get(collection.id)
+        if found is None:
+            with self._opening:
+                with self._lock:
+                    found = self._lexicons.get(collection.id)
+                if found is None:
+                    lexicon = TantivyLexicon(self._lexical_path(collection))
+                    if self.writer:
+                        state = catch_up(lexicon, self.catalog.engine, collection.id)
+                        self._caught_up[collection.id] = state.high_id
+                    found = (revision, lexicon)
+                    with self._lock:
+                        self._lexicons[collection.id] = found
+        if found[0] < revision:
+            found[1].reload()
+            with self._lock:
+                self._lexicons[collection.id] = (revision, found[1])
+        return found[1]
+
+    def write_lexical(
+        self,
+        collection: Collection,
+        ids: Sequence[int],
+        texts: Sequence[str],
+        removed: Sequence[int],
+    ) -> None:
+        """A writer's chunk changes for the tantivy index; `mark_current` commits them."""
+        lexicon = self.lexicon(collection)
+        if lexicon is None:
+            return
+        lexicon.remove(removed)
+        # Opening may have caught up with these very chunks (when the write came first).
+        floor = self._caught_up.get(collection.id, 0)
+        kept = [(i, t) for i, t in zip(ids, texts, strict=True) if i > floor]
+        lexicon.add([i for i, _ in kept], [t for _, t in kept])
+
+    def lexical_search(
+        self,
+        collection: Collection,
+        query: str,
+        limit: int,
+        condition: ColumnElement[bool] | None = None,
+    ) -> list[tuple[int, float]]:
+        """Best chunks for `query` as (chunk id, BM25 score), from tantivy when it is the
+        engine and has been built, else from the catalog's own full-text index."""
+        lexicon = self.lexicon(collection)
+        if lexicon is None or lexicon.state() == SyncState(0, 0):
+            return self.catalog.lexical_search(collection.id, query, limit, condition)
+        allowed = None
+        if condition is not None:
+            allowed = self.catalog.filtered_chunk_ids(collection.id, condition)
+        return lexicon.search(query, limit, allowed)
 
     def reconcile(self, collection: Collection, store: VectorStore) -> Reconciliation:
         """Make `store` hold exactly one vector per catalog chunk."""

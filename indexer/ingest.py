@@ -126,6 +126,7 @@ class Ingestor:
         self.settings = index.settings
         self.on_progress = on_progress
         self.store = index.store(collection)  # loads and reconciles the vector file
+        index.lexicon(collection)  # a writer's tantivy index catches up before writing
         self.report = IngestReport(collection=collection.name)
         self._pending: list[_Prepared] = []
         self._pending_chunks = 0
@@ -286,13 +287,13 @@ class Ingestor:
         batch = [(p.document(), p.new_chunks()) for p in ready]
         try:
             results = self.catalog.write_documents(self.collection, batch)
-            written = ready
+            written = list(zip(ready, batch, strict=True))
         except CatalogError:
             results, written = [], []
             for prepared, item in zip(ready, batch, strict=True):
                 try:
                     results += self.catalog.write_documents(self.collection, [item])
-                    written.append(prepared)
+                    written.append((prepared, item))
                 except CatalogError as exc:
                     self._fail(prepared.item.source, exc)
         removed = [i for _, _, gone in results for i in gone]
@@ -300,11 +301,13 @@ class Ingestor:
         chunk_ids = [i for _, ids, _ in results for i in ids]
         self._changes += len(chunk_ids)
         if chunk_ids:
-            stacked = np.stack([vectors[s] for p in written for s in p.embed_shas])
+            stacked = np.stack([vectors[s] for p, _ in written for s in p.embed_shas])
             self.store.add(np.asarray(chunk_ids, dtype=np.int64), stacked)
+        texts = [c.lexical_text for _, (_, new_chunks) in written for c in new_chunks]
+        self.index.write_lexical(self.collection, chunk_ids, texts, removed)
         self.report.chunks += len(chunk_ids)
-        self.report.updated += sum(1 for p in written if p.is_update)
-        self.report.added += sum(1 for p in written if not p.is_update)
+        self.report.updated += sum(1 for p, _ in written if p.is_update)
+        self.report.added += sum(1 for p, _ in written if not p.is_update)
 
     def _delete_vanished(
         self, existing: dict[str, tuple[int, str]], seen: set[str], scope: Sequence[Path]
@@ -321,6 +324,7 @@ class Ingestor:
     def delete_document(self, document_id: int) -> None:
         removed = self.catalog.delete_document(self.collection.id, document_id)
         self._changes += self.store.remove(np.asarray(removed, dtype=np.int64))
+        self.index.write_lexical(self.collection, [], [], removed)
         self.report.deleted += 1
 
 
@@ -332,5 +336,6 @@ def delete_documents(index: Index, collection: Collection, document_ids: Sequenc
         for document_id in document_ids:
             removed = index.catalog.delete_document(collection.id, document_id)
             changes += store.remove(np.asarray(removed, dtype=np.int64))
+            index.write_lexical(collection, [], [], removed)
     finally:
         index.mark_current(collection, store, changes)

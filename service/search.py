@@ -100,7 +100,9 @@ async def search(ctx: SearchContext, request: SearchRequest) -> SearchResult:
 
     async def lexical() -> list[tuple[int, float]]:
         return await _timed(
-            timings, "lexical", lambda: catalog.lexical_search(collection.id, query, k, condition)
+            timings,
+            "lexical",
+            lambda: ctx.index.lexical_search(collection, query, k, condition),
         )
 
     jobs: dict[str, Any] = {}
