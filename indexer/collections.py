@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from indexer.catalog import CollectionSpec, validate_collection_name
+from indexer.catalog import validate_collection_name
 from indexer.errors import Conflict
 from indexer.index import Index
 from indexer.providers.base import Embedder
 from indexer.providers.factory import EmbedderCache, EmbedderSpec, default_embedder_spec
-from indexer.records import Collection
+from indexer.records import Collection, CollectionSpec
 
 
 def create_collection(

@@ -84,6 +84,13 @@ class TooManyRequests(RagsearchError):
     exit_code = 6
 
 
+class CatalogError(RagsearchError):
+    """The catalog database failed (unreachable, locked, corrupt)."""
+
+    status = 503
+    code = "catalog_unavailable"
+
+
 class ProviderError(RagsearchError):
     """A model provider (Zhipu, a local model) failed."""
 
@@ -155,6 +162,7 @@ ALL_ERRORS: tuple[type[RagsearchError], ...] = (
     Unauthorized,
     Forbidden,
     TooManyRequests,
+    CatalogError,
     ProviderError,
     RateLimited,
     ProviderTimeout,

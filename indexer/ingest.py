@@ -17,15 +17,21 @@ from typing import Any
 
 import numpy as np
 
-from indexer.catalog import CatalogError, NewDocument
 from indexer.chunking import chunk_document
 from indexer.collections import check_embedder
-from indexer.errors import InputError, PayloadTooLarge, RagsearchError
+from indexer.errors import CatalogError, InputError, PayloadTooLarge, RagsearchError
 from indexer.index import Index
 from indexer.lexical import index_text
 from indexer.parsers import SUPPORTED_SUFFIXES, parse_bytes
 from indexer.providers.base import Embedder, Vectors
-from indexer.records import ChunkDraft, Collection, FailedSource, IngestReport, NewChunk
+from indexer.records import (
+    ChunkDraft,
+    Collection,
+    FailedSource,
+    IngestReport,
+    NewChunk,
+    NewDocument,
+)
 
 _GROUP_CHUNKS = 512  # chunks embedded together: big batches keep the model busy
 
@@ -296,9 +302,9 @@ class Ingestor:
                     written.append((prepared, item))
                 except CatalogError as exc:
                     self._fail(prepared.item.source, exc)
-        removed = [i for _, _, gone in results for i in gone]
+        removed = [i for written_doc in results for i in written_doc.removed_ids]
         self._changes += self.store.remove(np.asarray(removed, dtype=np.int64))
-        chunk_ids = [i for _, ids, _ in results for i in ids]
+        chunk_ids = [i for written_doc in results for i in written_doc.chunk_ids]
         self._changes += len(chunk_ids)
         if chunk_ids:
             stacked = np.stack([vectors[s] for p, _ in written for s in p.embed_shas])

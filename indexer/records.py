@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +148,41 @@ class Document:
     chunk_count: int
     created_at: str
     updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionSpec:
+    """What a new collection is made of: its name, embedder (fixed for life) and chunking."""
+
+    name: str
+    embedder_provider: str
+    embedder_model: str
+    dimensions: int
+    chunk_tokens: int
+    overlap_sentences: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewDocument:
+    """A document about to be written, before the catalog gives it an id."""
+
+    source: str
+    title: str | None
+    media_type: str
+    content_sha256: str
+    metadata: dict[str, Any]
+    size_bytes: int
+
+
+class WrittenDocument(NamedTuple):
+    """What writing one document did: its id, its new chunk ids in order, the ids it replaced.
+
+    A named tuple rather than a dataclass so `doc_id, ids, removed = ...` keeps working.
+    """
+
+    document_id: int
+    chunk_ids: list[int]
+    removed_ids: list[int]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ Ours: the real service over HTTP (uvicorn in a subprocess on 127.0.0.1), modes h
 and lexical at concurrency 1 and 8, plus "rerank on" against the fake Zhipu server (a second
 service process whose reranker points at `tests.fakes.zhipu_server` over local HTTP; the
 collection's embedder stays the local MiniLM). Also the same pipeline in-process
-(`service.search.search`), to separate the HTTP layer.
+(`service.query.search.search`), to separate the HTTP layer.
 
 Peers on the same queries: MiniLM query embedding (sentence-transformers), raw FAISS
 `IndexFlatIP` over the collection's vectors (top-100), raw sqlite3 FTS5 top-100 with the same
@@ -102,7 +102,7 @@ from pathlib import Path
 import uvicorn
 from pydantic import SecretStr
 from indexer.settings import Settings
-from service.app import create_app
+from service.http.app import create_app
 data_dir, port, base_url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 extra = {}
 if base_url:
@@ -273,7 +273,7 @@ async def _http_c8(
 class InProcess:
     def __init__(self, data_dir: Path) -> None:
         from indexer.settings import Settings
-        from service.engine import Engine
+        from service.query.engine import Engine
 
         os.environ.pop("ZHIPUAI_API_KEY", None)
         os.environ.pop("RAGSEARCH_ZHIPU_API_KEY", None)
@@ -281,8 +281,8 @@ class InProcess:
         self.engine = Engine(Settings(data_dir=data_dir))
 
     def run(self, queries: list[str], collection: str, mode: str, series: Series) -> None:
-        from service.records import SearchRequest
-        from service.search import search
+        from service.query.records import SearchRequest
+        from service.query.search import search
 
         async def go() -> None:
             latencies: list[float] = []

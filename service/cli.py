@@ -16,12 +16,12 @@ import click
 
 from indexer.cli import AppContext, emit_json, main, open_index, pass_app, reports_errors
 from indexer.settings import Settings
-from service.records import FUSIONS, MODES
+from service.query.records import FUSIONS, MODES
 
 
 @asynccontextmanager
 async def engine_for(settings: Settings) -> AsyncIterator[Any]:
-    from service.engine import Engine
+    from service.query.engine import Engine
 
     engine = Engine(settings)
     try:
@@ -42,7 +42,7 @@ def search_command(
     app: AppContext, query: str, collection: str, top_k: int, mode: str, as_json: bool
 ) -> None:
     """Ranked chunks for QUERY."""
-    from service.records import SearchRequest
+    from service.query.records import SearchRequest
 
     async def run() -> Any:
         async with engine_for(app.settings) as engine:
@@ -85,7 +85,7 @@ def search_command(
 @reports_errors
 def ask_command(app: AppContext, question: str, collection: str, top_k: int, as_json: bool) -> None:
     """A cited answer to QUESTION from the collection."""
-    from service.records import AnswerRequest
+    from service.query.records import AnswerRequest
 
     async def run() -> Any:
         async with engine_for(app.settings) as engine:
@@ -151,7 +151,7 @@ def eval_command(
     from indexer.cli import writing
     from indexer.collections import ensure_collection
     from indexer.ingest import Ingestor
-    from service.evaluation import corpus_items, evaluate, load_dataset
+    from service.query.evaluation import corpus_items, evaluate, load_dataset
 
     dataset = load_dataset(dataset_dir, split)
     name = collection or f"eval-{dataset.name}"
@@ -224,8 +224,8 @@ def serve_command(app: AppContext, host: str | None, port: int | None, allow_ope
     import uvicorn
 
     from indexer.errors import InputError
-    from service.app import create_app
-    from service.auth import has_active_keys
+    from service.http.app import create_app
+    from service.http.auth import has_active_keys
 
     settings = app.settings
     bind_host = host or settings.host
@@ -302,7 +302,7 @@ def keys_create(
 ) -> None:
     """Create key NAME and print it. It is shown only now; store it safely."""
     from indexer.errors import InputError
-    from service.auth import create_key
+    from service.http.auth import create_key
 
     if widget:
         if scopes and set(scopes) != {"read"}:
@@ -344,7 +344,7 @@ def keys_create(
 @reports_errors
 def keys_list(app: AppContext, show_all: bool, as_json: bool) -> None:
     """API keys (never their secrets): name, prefix, scopes, collections, limits."""
-    from service.auth import list_keys
+    from service.http.auth import list_keys
 
     with open_index(app.settings, writer=False) as index:
         found = [k for k in list_keys(index.catalog) if show_all or k.revoked_at is None]
@@ -367,7 +367,7 @@ def keys_list(app: AppContext, show_all: bool, as_json: bool) -> None:
 @reports_errors
 def keys_revoke(app: AppContext, name: str) -> None:
     """Revoke the active key named NAME (or with that prefix). Takes effect at once."""
-    from service.auth import revoke_key
+    from service.http.auth import revoke_key
 
     with open_index(app.settings, writer=False) as index:
         revoked = revoke_key(index.catalog, name)
@@ -382,7 +382,7 @@ def mcp_command(app: AppContext) -> None:
 
     For MCP clients that start a local process; the HTTP server offers the same tools at /mcp.
     """
-    from service.mcp_server import serve_stdio
+    from service.http.mcp_server import serve_stdio
 
     asyncio.run(serve_stdio(app.settings))
 

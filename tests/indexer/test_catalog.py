@@ -81,12 +81,13 @@ def test_catalog_write_document_replaces_its_chunks(
     assert removed == []
     revision = catalog.revision(collection.id)
 
-    same_id, second_ids, removed = catalog.write_document(
+    written = catalog.write_document(
         collection, new_document(content="v2"), new_chunks("alpha one", "gamma", "delta")
     )
+    second_ids = written.chunk_ids
 
-    assert same_id == doc_id
-    assert removed == first_ids
+    assert written.document_id == doc_id
+    assert written.removed_ids == first_ids
     assert min(second_ids) > max(first_ids)  # ids are never reused: they are vector ids
     assert catalog.revision(collection.id) == revision + 1
     document = catalog.get_document(collection.id, doc_id)

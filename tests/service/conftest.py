@@ -23,9 +23,9 @@ from indexer.index import Index
 from indexer.providers.base import ChatDelta, ChatMessage, ChatOptions, ChatResult
 from indexer.records import Usage
 from indexer.settings import Settings
-from service.app import create_app
-from service.auth import create_key
-from service.engine import Engine
+from service.http.app import create_app
+from service.http.auth import create_key
+from service.query.engine import Engine
 from tests.conftest import INGEST_DATA
 
 UPLOADS = ("guide.md", "notes.txt", "chinese.md")

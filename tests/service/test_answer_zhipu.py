@@ -13,8 +13,8 @@ from indexer.errors import ProviderRejected
 from indexer.index import Index
 from indexer.ingest import Ingestor, SourceItem
 from indexer.settings import Settings
-from service.engine import Engine
-from service.records import AnswerRequest, SearchRequest
+from service.query.engine import Engine
+from service.query.records import AnswerRequest, SearchRequest
 from tests.fakes.zhipu_server import FakeZhipu
 
 DOCS = {

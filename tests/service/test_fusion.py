@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.fusion import cjk_ratio, embedder_covers, rrf, zscore
+from service.query.fusion import cjk_ratio, embedder_covers, rrf, zscore
 
 
 def test_rrf_rewards_agreement_between_lists() -> None:

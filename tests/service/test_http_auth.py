@@ -191,7 +191,7 @@ def test_serve_refuses_a_public_address_without_keys(service_cli: Cli) -> None:
 def test_server_bound_publicly_refuses_requests_while_no_key_exists(
     settings: Settings, clock: FakeClock
 ) -> None:
-    from service.app import create_app
+    from service.http.app import create_app
 
     with TestClient(create_app(settings, clock=clock, open_without_keys=False)) as client:
         response = client.get("/v1/collections")

@@ -73,7 +73,7 @@ def test_metrics_count_model_tokens_by_model(chat_client: TestClient) -> None:
 
 
 def test_each_app_has_its_own_metrics(loaded: TestClient, settings: Settings) -> None:
-    from service.app import create_app
+    from service.http.app import create_app
 
     loaded.post("/v1/search", json={"query": "data directory", "collection": "docs"})
     other = create_app(settings)

@@ -18,9 +18,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 from indexer.index import Index
 from indexer.settings import Settings
-from service.app import create_app
-from service.auth import create_key
-from service.openai_api import tool_definitions
+from service.http.app import create_app
+from service.http.auth import create_key
+from service.http.openai_api import tool_definitions
 from tests.service.chatbots import LiveServer, build_corpus, source_names
 
 QUESTION = "How often are logs rotated?"

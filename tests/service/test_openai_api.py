@@ -14,9 +14,9 @@ from indexer.index import Index
 from indexer.providers.base import ChatDelta, ChatMessage, ChatOptions, ChatResult
 from indexer.records import Usage
 from indexer.settings import Settings
-from service.app import create_app
-from service.auth import create_key
-from service.followup import heuristic_rewrite, is_followup, standalone_query
+from service.http.app import create_app
+from service.http.auth import create_key
+from service.query.followup import heuristic_rewrite, is_followup, standalone_query
 from tests.service.chatbots import build_corpus, source_names
 
 QUESTION = "How often are logs rotated?"

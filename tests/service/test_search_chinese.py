@@ -13,8 +13,8 @@ from indexer.collections import create_collection
 from indexer.index import Index
 from indexer.ingest import Ingestor, SourceItem
 from indexer.settings import Settings
-from service.engine import Engine
-from service.records import AnswerRequest, SearchRequest
+from service.query.engine import Engine
+from service.query.records import AnswerRequest, SearchRequest
 
 CMRC = Path(__file__).resolve().parent.parent / "data" / "cmrc_small.jsonl"
 RECORDS = [json.loads(line) for line in CMRC.read_text(encoding="utf-8").splitlines()]

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.settings import Settings
-from service.app import create_app
-from service.auth import create_key
+from service.http.app import create_app
+from service.http.auth import create_key
 from tests.service.chatbots import build_corpus
 
 SITE = "https://shop.example"
@@ -65,7 +65,7 @@ def widget(corpus: Settings) -> Iterator[Widget]:
         try:
             yield Widget(client, key, admin, clock)
         finally:
-            from service.auth import revoke_key
+            from service.http.auth import revoke_key
 
             revoke_key(catalog, "shop")
             revoke_key(catalog, "admin")

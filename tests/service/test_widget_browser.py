@@ -18,8 +18,8 @@ from starlette.routing import Route
 
 from indexer.index import Index
 from indexer.settings import Settings
-from service.app import create_app
-from service.auth import create_key
+from service.http.app import create_app
+from service.http.auth import create_key
 from tests.service.chatbots import LiveServer, build_corpus
 
 CHROMIUM = "/usr/bin/chromium"

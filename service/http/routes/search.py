@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from indexer.errors import RagsearchError
-from service.deps import EngineDep, MetricsDep, PrincipalDep, authorize, require_json
-from service.errors import INTERNAL_MESSAGE, error_body, request_id
-from service.metrics import Metrics
-from service.schemas import ERROR_RESPONSES, AnswerBody, SearchBody
+from service.http.deps import EngineDep, MetricsDep, PrincipalDep, authorize, require_json
+from service.http.errors import INTERNAL_MESSAGE, error_body, request_id
+from service.http.metrics import Metrics
+from service.http.schemas import ERROR_RESPONSES, AnswerBody, SearchBody
 
 __all__ = ["router", "sse_event"]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from indexer.providers.base import ChatMessage
 from indexer.records import StoredChunk
-from service.fusion import cjk_ratio
+from service.query.fusion import cjk_ratio
 
 SYSTEM_PROMPT = (
     "You answer questions for the user using only the numbered sources provided. "

@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from service.deps import EngineDep, MetricsDep, PrincipalDep, authorize
-from service.engine import Engine
-from service.errors import error_body, request_id
-from service.metrics import Metrics
+from service.http.deps import EngineDep, MetricsDep, PrincipalDep, authorize
+from service.http.errors import error_body, request_id
+from service.http.metrics import Metrics
+from service.query.engine import Engine
 
 __all__ = ["router"]
 

@@ -9,8 +9,15 @@ from fastapi import APIRouter, Depends, Request
 
 from indexer.collections import create_collection
 from indexer.providers.factory import requested_embedder_spec
-from service.deps import EngineDep, PrincipalDep, authorize, forbid_widget, require_json, writing
-from service.schemas import ERROR_RESPONSES, CollectionBody
+from service.http.deps import (
+    EngineDep,
+    PrincipalDep,
+    authorize,
+    forbid_widget,
+    require_json,
+    writing,
+)
+from service.http.schemas import ERROR_RESPONSES, CollectionBody
 
 __all__ = ["router"]
 

@@ -18,8 +18,8 @@ from indexer.ingest import Ingestor, SourceItem, delete_documents
 from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
 from indexer.records import Document
 from indexer.settings import Settings
-from service.deps import EngineDep, PrincipalDep, authorize, forbid_widget, writing
-from service.schemas import ERROR_RESPONSES, TextDocumentBody
+from service.http.deps import EngineDep, PrincipalDep, authorize, forbid_widget, writing
+from service.http.schemas import ERROR_RESPONSES, TextDocumentBody
 
 __all__ = ["document_info", "router"]
 

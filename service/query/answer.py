@@ -14,17 +14,17 @@ from typing import Any
 from indexer.errors import InputError, NotFound, PayloadTooLarge
 from indexer.providers.base import ChatModel, ChatOptions
 from indexer.records import StoredChunk, Usage
-from service.citations import snippet, validate_citations
-from service.extractive import coverage, extractive_answer
-from service.prompting import (
+from service.query.citations import snippet, validate_citations
+from service.query.extractive import coverage, extractive_answer
+from service.query.prompting import (
     build_messages,
     not_found_message,
     pack,
     prompt_tokens,
     route,
 )
-from service.records import AnswerRequest, Citation, Hit, SearchRequest, usage_dict
-from service.search import SearchContext, search, validate_query
+from service.query.records import AnswerRequest, Citation, Hit, SearchRequest, usage_dict
+from service.query.search import SearchContext, search, validate_query
 
 EXTRACTIVE = "extractive"
 Event = tuple[str, dict[str, Any]]

@@ -23,9 +23,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from indexer.errors import RagsearchError
 from indexer.settings import Settings
-from service.auth import Principal, authorize, forbid_widget, open_principal
-from service.engine import Engine
-from service.records import AnswerRequest, SearchRequest, hit_dict
+from service.http.auth import Principal, authorize, forbid_widget, open_principal
+from service.query.engine import Engine
+from service.query.records import AnswerRequest, SearchRequest, hit_dict
 
 __all__ = ["Caller", "build_server", "mount_mcp", "serve_stdio"]
 
@@ -135,7 +135,7 @@ def _http_caller(ctx: Context) -> Caller:
     request = ctx.request_context.request
     if not isinstance(request, Request):
         raise ToolError("this tool needs the HTTP request it was called in")
-    from service.deps import get_engine
+    from service.http.deps import get_engine
 
     return Caller(get_engine(request), request.state.principal)
 
@@ -147,7 +147,7 @@ class _RequireRead:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from service.deps import get_principal
+        from service.http.deps import get_principal
 
         request = Request(scope, receive)
         try:

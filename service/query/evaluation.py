@@ -13,8 +13,8 @@ from typing import Any
 
 from indexer.errors import InputError
 from indexer.ingest import SourceItem
-from service.records import Fusion, Mode, SearchRequest
-from service.search import SearchContext, documents_in_order, search
+from service.query.records import Fusion, Mode, SearchRequest
+from service.query.search import SearchContext, documents_in_order, search
 
 SOURCE_PREFIX = "beir:"
 

@@ -1,7 +1,7 @@
 """What routes share: the engine, the caller, metrics, content-type checks and write access.
 
 Route modules use these through FastAPI's `Depends`; nothing here raises `HTTPException`
-(errors are `RagsearchError`s, rendered by `service.errors`).
+(errors are `RagsearchError`s, rendered by `service.http.errors`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from fastapi import Depends, Request
 from indexer.errors import UnsupportedMediaType
 from indexer.index import Index
 from indexer.writer_lock import WriterLock
-from service.auth import Principal, RateLimiter, authorize, forbid_widget, principal_for
-from service.engine import Engine
-from service.metrics import Metrics
+from service.http.auth import Principal, RateLimiter, authorize, forbid_widget, principal_for
+from service.http.metrics import Metrics
+from service.query.engine import Engine
 
 __all__ = [
     "EngineDep",

@@ -5,7 +5,7 @@ The model name selects the collection: `ragsearch:<collection>`, or plain `ragse
 the collection named by the `collection` extension field, or else the one collection the
 caller can read (several readable collections make plain `ragsearch` ambiguous: a 400).
 The last user message is the question; earlier turns rewrite a follow-up into a standalone
-query (`service.followup`) and reach the answer prompt as history. Citations are `[n]`
+query (`service.query.followup`) and reach the answer prompt as history. Citations are `[n]`
 markers in the text and an extension field `citations`. Errors use OpenAI's shape,
 `{"error": {"message", "type", "param", "code"}}`, with the status of the error.
 """
@@ -25,11 +25,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexer.errors import Forbidden, InputError, NotFound, RagsearchError
-from service.deps import EngineDep, Principal, PrincipalDep, authorize
-from service.engine import Engine
-from service.errors import validation_message
-from service.followup import Rewrite, standalone_query
-from service.records import AnswerRequest
+from service.http.deps import EngineDep, Principal, PrincipalDep, authorize
+from service.http.errors import validation_message
+from service.query.engine import Engine
+from service.query.followup import Rewrite, standalone_query
+from service.query.records import AnswerRequest
 
 __all__ = [
     "MODEL_PREFIX",

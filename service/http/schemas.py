@@ -1,6 +1,6 @@
 """Pydantic models at the HTTP boundary: request bodies and the error body for the docs.
 
-Inside, the pipeline uses frozen dataclasses (`service.records`); routes convert once.
+Inside, the pipeline uses frozen dataclasses (`service.query.records`); routes convert once.
 Query text is checked by the pipeline (empty → 400, too long → 400), not here, so the
 message is the same over HTTP and the CLI.
 """
@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.records import AnswerRequest, Fusion, Mode, SearchRequest
+from service.query.records import AnswerRequest, Fusion, Mode, SearchRequest
 
 __all__ = [
     "AnswerBody",

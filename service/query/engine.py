@@ -10,9 +10,9 @@ from indexer.index import Index
 from indexer.providers.base import ChatModel, Reranker
 from indexer.providers.factory import EmbedderCache
 from indexer.settings import Settings
-from service.answer import AnswerContext, answer, answer_events
-from service.records import AnswerRequest, SearchRequest, SearchResult
-from service.search import SearchContext, search
+from service.query.answer import AnswerContext, answer, answer_events
+from service.query.records import AnswerRequest, SearchRequest, SearchResult
+from service.query.search import SearchContext, search
 
 
 def build_reranker(settings: Settings) -> Reranker | None:

@@ -2,7 +2,7 @@
 
 A site owner drops `<script src="https://host/widget.js" data-collection="docs"
 data-key="rsk_..."></script>` into a page. The key is a widget key (read scope, one
-collection, allowed origins, a rate limit; see `service.auth`), so it is safe to publish.
+collection, allowed origins, a rate limit; see `service.http.auth`), so it is safe to publish.
 Browsers may call the API cross-origin only from a key's allowed origins: preflights are
 answered for origins some widget key lists, and a response carries
 `Access-Control-Allow-Origin` only when the calling key lists the origin (the key itself is
@@ -25,9 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexer.catalog import Catalog
 from indexer.errors import InputError
-from service.auth import find_key, list_keys, normalize_origin
-from service.deps import EngineDep
-from service.engine import Engine
+from service.http.auth import find_key, list_keys, normalize_origin
+from service.http.deps import EngineDep
+from service.query.engine import Engine
 
 __all__ = ["WidgetCorsMiddleware", "router", "widget_origins"]
 
@@ -42,7 +42,7 @@ router = APIRouter(tags=["widget"])
 
 @cache
 def _static(name: str) -> str:
-    return resources.files("service").joinpath("static", name).read_text(encoding="utf-8")
+    return resources.files("service.http").joinpath("static", name).read_text(encoding="utf-8")
 
 
 @router.get("/widget.js", summary="The embeddable chat widget script", include_in_schema=True)

@@ -15,14 +15,14 @@ from fastapi import FastAPI
 from starlette.types import Scope
 
 from indexer.settings import Settings
-from service import openai_api, widget
-from service.auth import RateLimiter
-from service.engine import Engine
-from service.errors import install_error_handlers
-from service.mcp_server import mount_mcp
-from service.metrics import Metrics, MetricsMiddleware
-from service.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from service.routes import collections, documents, health, search
+from service.http import openai_api, widget
+from service.http.auth import RateLimiter
+from service.http.errors import install_error_handlers
+from service.http.mcp_server import mount_mcp
+from service.http.metrics import Metrics, MetricsMiddleware
+from service.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from service.http.routes import collections, documents, health, search
+from service.query.engine import Engine
 
 __all__ = ["JSON_BODY_LIMIT", "create_app"]
 

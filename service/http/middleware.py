@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import INTERNAL_MESSAGE, REQUEST_ID_HEADER, error_response
+from service.http.errors import INTERNAL_MESSAGE, REQUEST_ID_HEADER, error_response
 
 __all__ = ["BodyLimitMiddleware", "RequestIdMiddleware"]
 

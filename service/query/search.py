@@ -14,8 +14,8 @@ from indexer.filters import compile_filter
 from indexer.index import Index
 from indexer.providers.base import Embedder, Reranker
 from indexer.records import Collection
-from service.fusion import Candidate, embedder_covers, rrf, zscore
-from service.records import FUSIONS, MODES, Fusion, Hit, SearchRequest, SearchResult
+from service.query.fusion import Candidate, embedder_covers, rrf, zscore
+from service.query.records import FUSIONS, MODES, Fusion, Hit, SearchRequest, SearchResult
 
 T = TypeVar("T")
 RERANK_MAX_CANDIDATES = 50  # reranking costs grow with candidates; 50 covers any top-10

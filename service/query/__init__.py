@@ -1,0 +1,1 @@
+"""The query pipeline: plan, retrieve, fuse, rerank, answer. Never imports the web stack."""
