@@ -143,6 +143,7 @@ class Importer:
             self._flush()
         finally:
             self.index.mark_current(self.collection, self.store)
+            self.index.finish_writing(self.collection)
         self.report.seconds = time.perf_counter() - started
         return self.report
 

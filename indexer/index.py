@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import faiss
 import numpy as np
 from sqlalchemy import ColumnElement
 
@@ -85,6 +86,11 @@ class Index:
         self._lexicons: dict[int, tuple[int, TantivyLexicon]] = {}  # (revision seen, index)
         self._caught_up: dict[int, int] = {}  # highest chunk id a writer's catch-up indexed
         self.reloads = 0  # full loads of a vector file (open, or a log pruned past a reader)
+        if not writer:
+            # Serving runs one query per request thread. FAISS would also fan each query out
+            # over OpenMP threads, which on busy cores made an exact search of 20K vectors
+            # take 72 ms instead of 1.6 ms (measured, scripts/bench_scale.py).
+            faiss.omp_set_num_threads(1)
         try:
             chunk_changes.install(self.catalog.engine)
             if self.shared_vectors:
@@ -262,6 +268,14 @@ class Index:
             with self._lock:
                 self._lexicons[collection.id] = (revision, found[1])
         return found[1]
+
+    def finish_writing(self, collection: Collection) -> None:
+        """End a run of writes: the tantivy writer (committed by `mark_current`) lets go of
+        its directory lock, which another process's writer may need next."""
+        with self._lock:
+            found = self._lexicons.get(collection.id)
+        if found is not None:
+            found[1].release()
 
     def write_lexical(
         self,

@@ -160,6 +160,7 @@ class Ingestor:
                 self._delete_vanished(existing, seen, sync_scope)
         finally:
             self._mark_current()
+            self.index.finish_writing(self.collection)
         self.report.seconds = time.perf_counter() - started
         return self.report
 
@@ -345,3 +346,4 @@ def delete_documents(index: Index, collection: Collection, document_ids: Sequenc
             index.write_lexical(collection, [], [], removed)
     finally:
         index.mark_current(collection, store, changes)
+        index.finish_writing(collection)

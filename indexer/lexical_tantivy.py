@@ -136,18 +136,18 @@ class TantivyLexicon:
         self._writing().delete_all_documents()
 
     def commit(self, state: SyncState) -> None:
-        """Make the writes durable and visible, record `state`, release the writer."""
+        """Make the writes durable and visible and record `state` (the writer stays open)."""
         if self._writer is not None:
             self._writer.commit()
-            self._writer.wait_merging_threads()  # consumes the writer: frees the lock
-            self._writer = None
         self._write_state(state)
         self.reload()
 
     def release(self) -> None:
-        """Drop uncommitted writes and the directory's writer lock."""
+        """Drop uncommitted writes, finish merges and free the directory's writer lock, so
+        the next writer (maybe another process) can open one."""
         if self._writer is not None:
             self._writer.rollback()
+            self._writer.wait_merging_threads()  # consumes the writer
             self._writer = None
 
     def reload(self) -> None:
