@@ -8,6 +8,7 @@ the rare case the sum underestimated (non-additive tokenizers), the chunk is shr
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ class _Chunker:
         self.check_embed = heading_cost <= max_tokens // 2
         self.budget = max(1, max_tokens - heading_cost if self.check_embed else max_tokens // 2)
         self._gap_cache: dict[str, int] = {}
+        # While a table is split: where its header rows end, and their text (the context
+        # repeated with every later piece of the table).
+        self._table_header: tuple[int, str] | None = None
 
     # -- counting -------------------------------------------------------------------------
 
@@ -82,6 +86,9 @@ class _Chunker:
         return n
 
     def emit(self, start: int, end: int, tokens: int) -> None:
+        context = ""
+        if self._table_header is not None and start >= self._table_header[0]:
+            context = self._table_header[1]
         self.out.append(
             ChunkDraft(
                 ordinal=len(self.out),
@@ -91,6 +98,7 @@ class _Chunker:
                 heading_path=self.heading_path,
                 page=self.page,
                 tokens=tokens,
+                context=context,
             )
         )
 
@@ -172,34 +180,93 @@ class _Chunker:
     # -- levels ---------------------------------------------------------------------------
 
     def sections(self, sections: Sequence[Section], overlap: int) -> None:
-        """Pack runs of small sections; split a section over budget at sentences."""
+        """Pack runs of small sections; split a section over budget at sentences (tables at
+        rows, with the header repeated as context)."""
         run: list[_Unit] = []
-        for sec in sections:
+        heading_start: int | None = None  # heading lines waiting for the block they title
+        heading_end = 0
+        for index, sec in enumerate(sections):
             start, end = _trim(self.text, sec.start, sec.end)
             if start >= end:
                 continue
-            unit = _Unit(start, end, self.count(self.text[start:end]))
+            if sec.kind == "heading" and index + 1 < len(sections):
+                # A heading travels with the block after it, never ends a chunk alone.
+                heading_start = start if heading_start is None else heading_start
+                heading_end = end
+                continue
+            if heading_start is not None:
+                if _blank(self.text, heading_end, start):
+                    start = heading_start
+                else:
+                    run.append(self._unit(heading_start, start))
+                heading_start = None
+            unit = self._unit(start, end)
             # Pack only across whitespace: anything else between sections (a skipped
             # figure, a code fence) was left out by the parser on purpose.
             if run and (unit.tokens > self.budget or not _blank(self.text, run[-1].end, start)):
                 self.pack(run, 0, lambda u: self.sentences(u, overlap))
                 run = []
             if unit.tokens > self.budget:
-                self.sentences(unit, overlap)
+                if sec.kind == "table":
+                    self.table_rows(unit, overlap)
+                else:
+                    self.sentences(unit, overlap)
             else:
                 run.append(unit)
         if run:
             self.pack(run, 0, lambda u: self.sentences(u, overlap))
+
+    def _unit(self, start: int, end: int) -> _Unit:
+        start, end = _trim(self.text, start, end)
+        return _Unit(start, end, self.count(self.text[start:end]))
 
     def sentences(self, section: _Unit, overlap: int) -> None:
         """Split one section at sentence boundaries, with `overlap` sentences repeated."""
         base = section.start
         body = self.text[base : section.end]
         units = [_Unit(base + s, base + e, self.count(body[s:e])) for s, e in split_sentences(body)]
+        # Heading lines glued to this block open its first chunk rather than end one alone,
+        # unless that would cut the first sentence.
+        headings = 0
+        while headings < len(units) - 1 and self.text.startswith("#", units[headings].start):
+            headings += 1
+        glued = 0
+        if headings:
+            glued = sum(u.tokens for u in units[: headings + 1]) + sum(
+                self.gap(a.end, b.start) for a, b in itertools.pairwise(units)
+            )
+        if headings and glued <= self.budget:
+            units[: headings + 1] = [_Unit(units[0].start, units[headings].end, glued)]
         if len(units) <= 1:
             self.words(section)
             return
         self.pack(units, overlap, self.words)
+
+    def table_rows(self, table: _Unit, overlap: int) -> None:
+        """Split a Markdown table at rows; pieces after the first repeat its header rows in
+        `context` (outside the span, inside `embed_text`), so every piece keeps its columns."""
+        lines = _line_units(self.text, table.start, table.end)
+        # Heading lines glued to the table travel in its header.
+        first = next((i for i, (s, _) in enumerate(lines) if self.text[s] != "#"), 0)
+        header_lines = first + 1
+        if len(lines) > header_lines + 1 and _is_separator(self.text, lines[header_lines]):
+            header_lines += 1
+        header_end = lines[header_lines - 1][1]
+        header = self.text[table.start : header_end]
+        header_cost = self.count(header) + 1
+        if len(lines) <= header_lines or header_cost > self.budget // 2:
+            self.sentences(table, overlap)  # no rows to repeat it for, or too big to repeat
+            return
+        units = [_Unit(table.start, header_end, self.count(header))]
+        units += [_Unit(s, e, self.count(self.text[s:e])) for s, e in lines[header_lines:]]
+        saved_budget = self.budget
+        self.budget -= header_cost
+        self._table_header = (header_end, header)
+        try:
+            self.pack(units, 0, self.words)
+        finally:
+            self.budget = saved_budget
+            self._table_header = None
 
     def words(self, sentence: _Unit) -> None:
         """Last resort for one sentence over budget: split at words (characters for CJK)."""
@@ -240,6 +307,23 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def _line_units(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    spans = []
+    pos = start
+    while pos < end:
+        stop = text.find("\n", pos, end)
+        stop = end if stop < 0 else stop
+        if text[pos:stop].strip():
+            spans.append((pos, stop))
+        pos = stop + 1
+    return spans
+
+
+def _is_separator(text: str, span: tuple[int, int]) -> bool:
+    line = text[span[0] : span[1]].strip()
+    return line.startswith("|") and set(line) <= set("|-: ")
+
+
 def _blank(text: str, start: int, end: int) -> bool:
     return start >= end or text[start:end].isspace()
 
@@ -256,9 +340,11 @@ def chunk_document(
 
     Consecutive sections with the same heading path and page are packed together (their
     chunk text includes the whitespace between them); a heading or page change always
-    starts a new chunk. A section over budget is split at sentence boundaries with the
+    starts a new chunk, and heading lines with no text of their own before the next heading
+    open that next chunk. A section over budget is split at sentence boundaries with the
     last `overlap_sentences` sentences repeated at the start of the next chunk (budget
-    permitting); a sentence over budget is split at words, or characters for CJK.
+    permitting); a table over budget is split at rows, later pieces carrying its header rows
+    as `context`; a sentence over budget is split at words, or characters for CJK.
 
     Guarantees: `doc.text[c.start:c.end] == c.text`, `count_tokens(c.text) <= max_tokens`
     and `count_tokens(c.embed_text) <= max_tokens` (the heading path's tokens are taken
@@ -288,8 +374,11 @@ def chunk_document(
     for sec in doc.sections:
         sec_key = (tuple(sec.heading_path), sec.page)
         if sec_key != key:
-            flush()
-            group = []
+            # Heading lines with nothing under them yet (a heading followed directly by a
+            # sub-heading) open the next group rather than making a chunk of their own.
+            if not all(s.kind == "heading" for s in group):
+                flush()
+                group = []
             key = sec_key
         group.append(sec)
     flush()

@@ -1,110 +1,39 @@
-"""The `ragsearch` command line: ingestion and index management.
-
-Data goes to stdout (`--json` for machines), progress and errors to stderr. The service
-package adds `serve`, `search`, `ask` and friends to this same group.
+"""The ingestion and index-management commands of `ragsearch`: ingest, status, documents,
+delete, collections. `service.cli.build_cli` puts them in one group with the query commands;
+`run` here serves them alone (the light entry the crash tests kill mid-ingest).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import wraps
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from indexer.errors import RagsearchError
-from indexer.settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class AppContext:
-    """What every command gets: settings read once from flags and the environment."""
-
-    def __init__(self, data_dir: Path | None) -> None:
-        overrides: dict[str, Any] = {}
-        if data_dir is not None:
-            overrides["data_dir"] = data_dir
-        self.settings = Settings(**overrides)
-
-
-pass_app = click.make_pass_decorator(AppContext)
-
-
-def reports_errors(func: F) -> F:
-    """Print a RagsearchError as one line on stderr and exit with its code."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except RagsearchError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: what was committed is kept; run again to finish", err=True)
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
-@contextmanager
-def open_index(settings: Settings, *, writer: bool) -> Iterator[Any]:
-    from indexer.index import Index
-
-    index = Index(settings, writer=writer)
-    try:
-        yield index
-    finally:
-        index.close()
-
-
-@contextmanager
-def writing(settings: Settings) -> Iterator[Any]:
-    """The index opened for writing, under the data directory's writer lock."""
-    from indexer.writer_lock import WriterLock
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with WriterLock(settings.data_dir), open_index(settings, writer=True) as index:
-        yield index
-
-
-def _notice_default(settings: Settings) -> None:
-    if not settings.has_zhipu_key:
-        click.echo(
-            "note: no ZHIPUAI_API_KEY set, using the embedded default "
-            f"({settings.local_embedding_model}, runs locally)",
-            err=True,
-        )
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data directory (default ./ragsearch-data, or RAGSEARCH_DATA_DIR).",
+from indexer.cli_context import (
+    AppContext,
+    emit_json,
+    new_group,
+    notice_default,
+    open_index,
+    pass_app,
+    reports_errors,
+    writing,
 )
-@click.version_option(package_name="ragsearch")
-@click.pass_context
-def main(ctx: click.Context, data_dir: Path | None) -> None:
-    """ragsearch: put documents in, get cited answers out."""
-    # pypdf logs every recoverable oddity of a PDF; a file that truly fails is reported anyway.
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
-    ctx.obj = AppContext(data_dir)
+from indexer.vector_commands import export_vectors, import_vectors
+
+if TYPE_CHECKING:
+    from indexer.ingest import Ingestor, SourceItem
+    from indexer.providers.factory import EmbedderCache
+    from indexer.records import IngestReport
+
+__all__ = ["COMMANDS", "run"]
 
 
-@main.command()
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-c", "--collection", required=True, help="Collection to ingest into.")
 @click.option("--sync", is_flag=True, help="Delete documents whose files vanished from PATHS.")
@@ -132,7 +61,7 @@ def ingest(
     Unchanged files cost nothing on a re-run; changed files replace their chunks.
     Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error.
     """
-    from indexer.collections import ensure_collection
+    from indexer.collections import drop_if_empty, ensure_collection
     from indexer.errors import Conflict
     from indexer.ingest import Ingestor, discover
     from indexer.progress import ingest_progress
@@ -142,8 +71,9 @@ def ingest(
     items = discover(list(paths))
     embedders = EmbedderCache(settings)
     with writing(settings) as index:
-        if index.catalog.find_collection(collection) is None:
-            _notice_default(settings)
+        created = index.catalog.find_collection(collection) is None
+        if created:
+            notice_default(settings)
         target = ensure_collection(index, embedders, collection)
         if dimensions is not None and dimensions != target.dimensions:
             raise Conflict(
@@ -157,29 +87,46 @@ def ingest(
             report = asyncio.run(
                 _run_and_close(ingestor, items, paths if sync else None, embedders)
             )
-    if as_json:
-        emit_json(report.as_dict())
-    else:
-        click.echo(
-            f"{collection}: {report.added} added, {report.updated} updated, "
-            f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed; "
-            f"{report.chunks} chunks written, {report.embedded} embedded, {report.reused} reused "
-            f"({report.seconds:.1f}s)"
-        )
-        for failure in report.failed:
-            click.echo(f"failed: {failure.source}: {failure.error}", err=True)
+        if created and (report.failed or report.skipped) and drop_if_empty(index, target):
+            click.echo(
+                f"{collection}: nothing was ingested; the new collection was not kept", err=True
+            )
+    _print_report(collection, report, as_json)
     if report.failed:
         sys.exit(1)
 
 
-async def _run_and_close(ingestor: Any, items: Any, sync: Any, embedders: Any) -> Any:
+def _print_report(collection: str, report: IngestReport, as_json: bool) -> None:
+    """The report as JSON on stdout, or a summary line with failures and skips on stderr."""
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    click.echo(
+        f"{collection}: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.deleted} deleted, {len(report.failed)} failed, "
+        f"{len(report.skipped)} skipped; "
+        f"{report.chunks} chunks written, {report.embedded} embedded, {report.reused} reused "
+        f"({report.seconds:.1f}s)"
+    )
+    for failure in report.failed:
+        click.echo(f"failed: {failure.source}: {failure.error}", err=True)
+    for skipped in report.skipped:
+        click.echo(f"skipped: {skipped.source}: {skipped.error}", err=True)
+
+
+async def _run_and_close(
+    ingestor: Ingestor,
+    items: list[SourceItem],
+    sync: Sequence[Path] | None,
+    embedders: EmbedderCache,
+) -> IngestReport:
     try:
         return await ingestor.run(items, sync_scope=list(sync) if sync is not None else None)
     finally:
         await embedders.aclose()
 
 
-@main.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
 @reports_errors
@@ -212,7 +159,7 @@ def status(app: AppContext, as_json: bool) -> None:
         )
 
 
-@main.command()
+@click.command()
 @click.option("-c", "--collection", required=True, help="Collection to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
@@ -223,30 +170,13 @@ def documents(app: AppContext, collection: str, as_json: bool) -> None:
         target = index.catalog.get_collection(collection)
         docs = index.catalog.list_documents(target.id)
     if as_json:
-        emit_json(
-            {
-                "documents": [
-                    {
-                        "id": d.id,
-                        "source": d.source,
-                        "title": d.title,
-                        "media_type": d.media_type,
-                        "chunks": d.chunk_count,
-                        "size_bytes": d.size_bytes,
-                        "sha256": d.content_sha256,
-                        "metadata": d.metadata,
-                        "updated_at": d.updated_at,
-                    }
-                    for d in docs
-                ]
-            }
-        )
+        emit_json({"documents": [d.as_dict() for d in docs]})
         return
     for d in docs:
         click.echo(f"{d.id}\t{d.chunk_count} chunks\t{d.title or ''}\t{d.source}")
 
 
-@main.command()
+@click.command()
 @click.option("-c", "--collection", required=True, help="Collection to delete from.")
 @click.option("--source", "sources", multiple=True, help="Source (file path) to delete.")
 @click.option("--id", "ids", multiple=True, type=int, help="Document id to delete.")
@@ -281,7 +211,7 @@ def delete(
         click.echo(f"deleted {len(wanted)} document(s) from {collection}")
 
 
-@main.group()
+@click.group()
 def collections() -> None:
     """Create, list and drop collections."""
 
@@ -366,67 +296,17 @@ def collections_drop(app: AppContext, name: str, yes: bool) -> None:
     click.echo(f"dropped {name}")
 
 
-@main.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-c", "--collection", required=True, help="Collection to import into.")
-@click.option(
-    "--model",
-    default=None,
-    help="The model that made the vectors, when the file's rows do not say (checked against "
-    "the collection's).",
+COMMANDS: tuple[click.Command, ...] = (
+    ingest,
+    status,
+    documents,
+    delete,
+    collections,
+    import_vectors,
+    export_vectors,
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-@pass_app
-@reports_errors
-def import_vectors(
-    app: AppContext, file: Path, collection: str, model: str | None, as_json: bool
-) -> None:
-    """Import chunks with precomputed vectors from FILE (.jsonl or .parquet).
-
-    One row per chunk: source, text, vector, optional metadata and model. A document's rows
-    are consecutive. Vectors must come from the collection's model, at its dimension;
-    nothing is embedded. The collection must exist (`ragsearch collections create`).
-    """
-    from indexer.importer import Importer
-    from indexer.vector_files import documents, file_format, read_rows
-
-    file_format(file)
-    with writing(app.settings) as index:
-        target = index.catalog.get_collection(collection)
-        report = Importer(index, target, model=model).run(documents(read_rows(file)))
-    if as_json:
-        emit_json(report.as_dict())
-    else:
-        click.echo(
-            f"{collection}: {report.added} added, {report.updated} updated, "
-            f"{report.unchanged} unchanged; {report.chunks} chunks written "
-            f"({report.seconds:.1f}s)"
-        )
 
 
-@main.command("export")
-@click.option("-c", "--collection", required=True, help="Collection to export.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="File to write (.jsonl or .parquet); JSON Lines on stdout when omitted.",
-)
-@pass_app
-@reports_errors
-def export_vectors(app: AppContext, collection: str, output: Path | None) -> None:
-    """Export a collection's chunks with their vectors, in the shape `import` reads."""
-    from indexer.importer import export_rows
-    from indexer.vector_files import file_format, write_jsonl, write_parquet
-
-    with open_index(app.settings, writer=False) as index:
-        rows = export_rows(index, index.catalog.get_collection(collection))
-        if output is None:
-            count = write_jsonl(sys.stdout, rows)
-        elif file_format(output) == "parquet":
-            count = write_parquet(output, rows)
-        else:
-            with output.open("w", encoding="utf-8") as handle:
-                count = write_jsonl(handle, rows)
-    click.echo(f"exported {count} chunks of {collection}", err=True)
+def run() -> None:
+    """The ingestion commands alone, as a `ragsearch` group."""
+    new_group(COMMANDS)(prog_name="ragsearch")

@@ -53,6 +53,19 @@ def ensure_collection(index: Index, embedders: EmbedderCache, name: str) -> Coll
         return index.catalog.get_collection(name)
 
 
+def drop_if_empty(index: Index, collection: Collection) -> bool:
+    """Drop `collection` (and its vector file) if it holds no document; True if dropped.
+
+    An ingest that created a collection and then failed on every file calls this, so a
+    typo'd path or a folder of unsupported files leaves no empty collection behind.
+    """
+    if index.catalog.count_documents(collection.id):
+        return False
+    index.catalog.drop_collection(collection.name)
+    index.forget(collection)
+    return True
+
+
 def check_embedder(collection: Collection, embedder: Embedder) -> None:
     """Refuse to mix vectors from a different model or dimension into a collection."""
     if (embedder.provider, embedder.model, embedder.dimensions) != (

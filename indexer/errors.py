@@ -13,10 +13,13 @@ class RagsearchError(Exception):
     status: int = 500
     code: str = "internal_error"
     exit_code: int = 1
+    retry_after: float | None = None  # seconds until a retry may succeed, when known
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InputError(RagsearchError):
@@ -48,6 +51,12 @@ class NotFound(RagsearchError):
     status = 404
     code = "not_found"
     exit_code = 3
+
+
+class ModelNotFound(NotFound):
+    """An OpenAI-compatible request named a model that is no readable collection."""
+
+    code = "model_not_found"
 
 
 class Conflict(RagsearchError):
@@ -84,11 +93,22 @@ class TooManyRequests(RagsearchError):
     exit_code = 6
 
 
+class KeyRateLimited(TooManyRequests):
+    """A key exceeded its per-minute rate; `retry_after` says when a request fits again."""
+
+
 class CatalogError(RagsearchError):
     """The catalog database failed (unreachable, locked, corrupt)."""
 
     status = 503
     code = "catalog_unavailable"
+
+
+class VectorStoreError(RagsearchError):
+    """The vector store failed (unreachable, refused a request, or not installed)."""
+
+    status = 503
+    code = "vector_store_unavailable"
 
 
 class ProviderError(RagsearchError):
@@ -157,12 +177,15 @@ ALL_ERRORS: tuple[type[RagsearchError], ...] = (
     UnsupportedMediaType,
     ParseError,
     NotFound,
+    ModelNotFound,
     Conflict,
     Locked,
     Unauthorized,
     Forbidden,
     TooManyRequests,
+    KeyRateLimited,
     CatalogError,
+    VectorStoreError,
     ProviderError,
     RateLimited,
     ProviderTimeout,

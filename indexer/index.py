@@ -29,7 +29,7 @@ from indexer.lexical_sync import catch_up
 from indexer.lexical_tantivy import SyncState, TantivyLexicon
 from indexer.records import Collection
 from indexer.settings import Settings
-from indexer.vectors.base import VectorStore
+from indexer.vectors.base import IdArray, VectorStore
 from indexer.vectors.faiss_store import FaissStore
 from indexer.vectors.milvus_store import MilvusStore, collection_name, connect, is_milvus
 
@@ -300,14 +300,16 @@ class Index:
         query: str,
         limit: int,
         condition: ColumnElement[bool] | None = None,
+        *,
+        allowed: IdArray | None = None,
     ) -> list[tuple[int, float]]:
         """Best chunks for `query` as (chunk id, BM25 score), from tantivy when it is the
-        engine and has been built, else from the catalog's own full-text index."""
+        engine and has been built, else from the catalog's own full-text index. `allowed`
+        are the ids `condition` selects, when the caller already has them."""
         lexicon = self.lexicon(collection)
         if lexicon is None or lexicon.state() == SyncState(0, 0):
             return self.catalog.lexical_search(collection.id, query, limit, condition)
-        allowed = None
-        if condition is not None:
+        if condition is not None and allowed is None:
             allowed = self.catalog.filtered_chunk_ids(collection.id, condition)
         return lexicon.search(query, limit, allowed)
 

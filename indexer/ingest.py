@@ -22,7 +22,7 @@ from indexer.collections import check_embedder
 from indexer.errors import CatalogError, InputError, PayloadTooLarge, RagsearchError
 from indexer.index import Index
 from indexer.lexical import index_text
-from indexer.parsers import SUPPORTED_SUFFIXES, parse_bytes
+from indexer.parsers import media_type_for, parse_bytes
 from indexer.providers.base import Embedder, Vectors
 from indexer.records import (
     ChunkDraft,
@@ -47,6 +47,8 @@ class SourceItem:
     path: Path | None = None
     data: bytes | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Set for a file found in a directory that no parser reads: it is reported as skipped.
+    unsupported: str | None = None
 
 
 def source_for_path(path: Path) -> str:
@@ -55,10 +57,11 @@ def source_for_path(path: Path) -> str:
 
 
 def discover(paths: Sequence[Path]) -> list[SourceItem]:
-    """Files to ingest under `paths`: directories recursively, hidden entries skipped.
+    """Files to ingest under `paths`: directories recursively, hidden entries left out.
 
     An explicitly named file is always taken (an unsupported one fails alone later);
-    inside directories only supported suffixes are picked up.
+    inside directories an unsupported file is listed with the reason, so the run reports
+    it as skipped instead of passing over it in silence.
     """
     items: dict[str, SourceItem] = {}
     for raw in paths:
@@ -73,11 +76,21 @@ def discover(paths: Sequence[Path]) -> list[SourceItem]:
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
                 file = Path(root) / name
-                if name.startswith(".") or file.suffix.lower() not in SUPPORTED_SUFFIXES:
+                if name.startswith("."):
                     continue
                 source = source_for_path(file)
-                items[source] = SourceItem(source, name, path=file.resolve())
+                items[source] = SourceItem(
+                    source, name, path=file.resolve(), unsupported=_unsupported(name)
+                )
     return list(items.values())
+
+
+def _unsupported(filename: str) -> str | None:
+    try:
+        media_type_for(filename)
+    except RagsearchError as exc:
+        return exc.message
+    return None
 
 
 @dataclass(slots=True)
@@ -188,6 +201,9 @@ class Ingestor:
         return data
 
     def _prepare(self, item: SourceItem, prior: tuple[int, str] | None) -> None:
+        if item.unsupported is not None:
+            self.report.skipped.append(FailedSource(item.source, item.unsupported))
+            return
         try:
             data = self._read(item)
             sha = hashlib.sha256(data).hexdigest()

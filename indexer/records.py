@@ -19,6 +19,10 @@ class Section:
     end: int
     heading_path: tuple[str, ...] = ()
     page: int | None = None
+    kind: str = "text"  # one of SECTION_KINDS: how chunking may cut and join it
+
+
+SECTION_KINDS = frozenset({"text", "heading", "list", "table", "code"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +47,16 @@ class ChunkDraft:
     heading_path: tuple[str, ...]
     page: int | None
     tokens: int
+    # Text the chunk needs to be understood but that is not inside its span: the header
+    # rows of a table whose body was split across chunks.
+    context: str = ""
 
     @property
     def embed_text(self) -> str:
-        """What the embedder sees: the heading path gives a chunk its context."""
-        if not self.heading_path:
-            return self.text
-        return " > ".join(self.heading_path) + "\n" + self.text
+        """What the embedder sees: the heading path and any context give a chunk its setting."""
+        head = " > ".join(self.heading_path)
+        parts = [p for p in (head, self.context, self.text) if p]
+        return "\n".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,8 @@ class IngestReport:
     cost_cny: float = 0.0
     seconds: float = 0.0
     failed: list[FailedSource] = field(default_factory=list)
+    # Files met while walking a directory that no parser reads, with the reason.
+    skipped: list[FailedSource] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +112,7 @@ class IngestReport:
             "cost_cny": round(self.cost_cny, 6),
             "seconds": round(self.seconds, 3),
             "failed": [{"source": f.source, "error": f.error} for f in self.failed],
+            "skipped": [{"source": f.source, "error": f.error} for f in self.skipped],
         }
 
 
@@ -148,6 +158,21 @@ class Document:
     chunk_count: int
     created_at: str
     updated_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the CLI (`documents --json`) and HTTP (`GET .../documents`) show of it."""
+        return {
+            "id": self.id,
+            "source": self.source,
+            "title": self.title,
+            "chunks": self.chunk_count,
+            "media_type": self.media_type,
+            "metadata": self.metadata,
+            "size_bytes": self.size_bytes,
+            "sha256": self.content_sha256,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,4 +245,50 @@ class StoredChunk:
             "heading_path": list(self.heading_path),
             "page": self.page,
             "span": {"start": self.start, "end": self.end},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    """An API key about to be stored: only the sha256 of its secret is kept."""
+
+    name: str
+    prefix: str
+    key_sha256: str
+    scopes: tuple[str, ...]
+    collections: tuple[str, ...] | None  # None: every collection
+    allowed_origins: tuple[str, ...] = ()
+    rate_per_minute: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored key (never its secret)."""
+
+    id: int
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    collections: tuple[str, ...] | None
+    allowed_origins: tuple[str, ...]
+    rate_per_minute: float | None
+    created_at: str
+    revoked_at: str | None
+
+    @property
+    def is_widget(self) -> bool:
+        return bool(self.allowed_origins)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "kind": "widget" if self.is_widget else "api",
+            "scopes": list(self.scopes),
+            "collections": None if self.collections is None else list(self.collections),
+            "allowed_origins": list(self.allowed_origins),
+            "rate_per_minute": self.rate_per_minute,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
         }

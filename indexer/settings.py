@@ -113,7 +113,6 @@ class Settings(BaseSettings):
     )
 
     # --- search and answer ---------------------------------------------------------------
-    search_top_k: int = Field(10, description="Results returned by default.")
     candidate_k: int = Field(100, description="Candidates each retriever contributes to fusion.")
     rrf_k: int = Field(60, description="Reciprocal rank fusion constant.")
     fusion: Literal["rrf", "zscore"] = Field(
@@ -121,6 +120,14 @@ class Settings(BaseSettings):
         description="How hybrid search fuses dense and lexical results: `rrf` (reciprocal "
         "rank fusion) or `zscore` (sum of normalised scores; better on SciFact, see "
         "BENCHMARKS.md).",
+    )
+    dense_weight: float = Field(
+        1.0, ge=0, description="Weight of dense (vector) results in hybrid fusion; 0 ignores them."
+    )
+    lexical_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of lexical (full-text) results in hybrid fusion; 0 ignores them.",
     )
     chat_context_window: int = Field(
         200_000, description="Context window of the chat model (tokens)."

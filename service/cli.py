@@ -1,4 +1,6 @@
-"""Read-side commands added to the `ragsearch` group: search, ask, eval, serve, keys, mcp.
+"""The `ragsearch` command: `build_cli` joins the indexer's commands, the query commands here
+(search, ask, eval) and the service's (serve, keys, mcp) in one group; `run` is the console
+entry point.
 
 FastAPI and the models load inside the commands, so `ragsearch ingest` stays light.
 """
@@ -6,21 +8,35 @@ FastAPI and the models load inside the commands, so `ragsearch ingest` stays lig
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from indexer.cli import AppContext, emit_json, main, open_index, pass_app, reports_errors
+from indexer import cli as indexer_cli
+from indexer.cli_context import (
+    AppContext,
+    emit_json,
+    new_group,
+    pass_app,
+    reports_errors,
+    writing,
+)
 from indexer.settings import Settings
-from service.query.records import FUSIONS, MODES
+from service.http import commands as http_commands
+from service.query.records import ANSWER_TOP_K, FUSIONS, MODES, SEARCH_TOP_K
+
+if TYPE_CHECKING:
+    from service.query.engine import Engine
+    from service.query.records import Fusion, Mode, SearchResult
+
+__all__ = ["build_cli", "run"]
 
 
 @asynccontextmanager
-async def engine_for(settings: Settings) -> AsyncIterator[Any]:
+async def engine_for(settings: Settings) -> AsyncIterator[Engine]:
     from service.query.engine import Engine
 
     engine = Engine(settings)
@@ -30,24 +46,24 @@ async def engine_for(settings: Settings) -> AsyncIterator[Any]:
         await engine.aclose()
 
 
-@main.command("search")
+@click.command("search")
 @click.argument("query")
 @click.option("-c", "--collection", required=True, help="Collection to search.")
-@click.option("-k", "--top-k", default=10, show_default=True, help="Results to return.")
+@click.option("-k", "--top-k", default=SEARCH_TOP_K, show_default=True, help="Results to return.")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
 @reports_errors
 def search_command(
-    app: AppContext, query: str, collection: str, top_k: int, mode: str, as_json: bool
+    app: AppContext, query: str, collection: str, top_k: int, mode: Mode, as_json: bool
 ) -> None:
     """Ranked chunks for QUERY."""
     from service.query.records import SearchRequest
 
-    async def run() -> Any:
+    async def run() -> SearchResult:
         async with engine_for(app.settings) as engine:
             return await engine.search(
-                SearchRequest(query=query, collection=collection, top_k=top_k, mode=mode)  # type: ignore[arg-type]
+                SearchRequest(query=query, collection=collection, top_k=top_k, mode=mode)
             )
 
     result = asyncio.run(run())
@@ -76,10 +92,10 @@ def search_command(
         click.echo(f"   {text[:200]}{'…' if len(text) > 200 else ''}")
 
 
-@main.command("ask")
+@click.command("ask")
 @click.argument("question")
 @click.option("-c", "--collection", required=True, help="Collection to answer from.")
-@click.option("-k", "--top-k", default=8, show_default=True, help="Sources to consider.")
+@click.option("-k", "--top-k", default=ANSWER_TOP_K, show_default=True, help="Sources to consider.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @pass_app
 @reports_errors
@@ -87,7 +103,7 @@ def ask_command(app: AppContext, question: str, collection: str, top_k: int, as_
     """A cited answer to QUESTION from the collection."""
     from service.query.records import AnswerRequest
 
-    async def run() -> Any:
+    async def run() -> dict[str, Any]:
         async with engine_for(app.settings) as engine:
             return await engine.answer(
                 AnswerRequest(query=question, collection=collection, top_k=top_k)
@@ -115,7 +131,7 @@ def ask_command(app: AppContext, question: str, collection: str, top_k: int, as_
     click.echo(f"(model: {body['model']})", err=True)
 
 
-@main.command("eval")
+@click.command("eval")
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--mode",
@@ -136,11 +152,11 @@ def ask_command(app: AppContext, question: str, collection: str, top_k: int, as_
 def eval_command(
     app: AppContext,
     dataset_dir: Path,
-    modes: tuple[str, ...],
+    modes: tuple[Mode, ...],
     collection: str | None,
     limit: int | None,
     split: str,
-    fusion: str | None,
+    fusion: Fusion | None,
     as_json: bool,
 ) -> None:
     """Retrieval quality on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
@@ -148,7 +164,6 @@ def eval_command(
     Ingests the corpus (unchanged documents are skipped on a re-run), then reports nDCG@10,
     recall@10, recall@100, MRR@10 and latency per mode.
     """
-    from indexer.cli import writing
     from indexer.collections import ensure_collection
     from indexer.ingest import Ingestor
     from service.query.evaluation import corpus_items, evaluate, load_dataset
@@ -168,22 +183,21 @@ def eval_command(
                 f"{len(report.failed)} failed ({report.seconds:.1f}s)",
                 err=True,
             )
+            ctx = engine.search_context
             return {
-                mode: await evaluate(
-                    engine.search_context,
-                    dataset,
-                    name,
-                    mode,  # type: ignore[arg-type]
-                    limit=limit,
-                    fusion=fusion,  # type: ignore[arg-type]
-                )
+                mode: await evaluate(ctx, dataset, name, mode, limit=limit, fusion=fusion)
                 for mode in chosen
             }
 
     results = asyncio.run(run())
     if as_json:
         emit_json(results)
-        return
+    else:
+        _print_scores(results)
+
+
+def _print_scores(results: dict[str, Any]) -> None:
+    """One row per mode: nDCG@10, recall@10/100, MRR@10 and latency percentiles."""
     headers = ("nDCG@10", "R@10", "R@100", "MRR@10", "p50 ms", "p95 ms")
     click.echo(f"{'mode':<8} " + " ".join(f"{h:>8}" for h in headers))
     for mode, m in results.items():
@@ -193,205 +207,18 @@ def eval_command(
         )
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+QUERY_COMMANDS: tuple[click.Command, ...] = (search_command, ask_command, eval_command)
 
 
-@main.command("serve")
-@click.option("--host", default=None, help="Address to bind (default RAGSEARCH_HOST or 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default 8000, or RAGSEARCH_PORT).")
-@click.option(
-    "--allow-open",
-    is_flag=True,
-    help="Bind beyond localhost even though no API key exists (anyone who can reach it may "
-    "read and write).",
-)
-@pass_app
-@reports_errors
-def serve_command(app: AppContext, host: str | None, port: int | None, allow_open: bool) -> None:
-    """Run the HTTP service (search, answer, collections, documents; OpenAPI at /docs).
-
-    Once any API key exists every route but /healthz needs `Authorization: Bearer <key>`.
-    With no key the service is open, so it binds to localhost only unless --allow-open.
-    """
-    import uvicorn
-
-    from indexer.errors import InputError
-    from service.http.app import create_app
-    from service.http.auth import has_active_keys
-
-    settings = app.settings
-    bind_host = host or settings.host
-    bind_port = port or settings.port
-    with open_index(settings, writer=False) as index:
-        keyed = has_active_keys(index.catalog)
-    local = _is_loopback(bind_host)
-    may_open = allow_open or settings.allow_open_remote
-    if keyed:
-        click.echo("note: API keys are required (manage them with `ragsearch keys`)", err=True)
-    elif local:
-        click.echo(
-            "note: no API key exists, so the service is open to local clients; "
-            "create one with `ragsearch keys create`",
-            err=True,
-        )
-    elif may_open:
-        click.echo(
-            f"warning: no API key exists and the service binds to {bind_host}: anyone who can "
-            "reach it may read and write",
-            err=True,
-        )
-    else:
-        raise InputError(
-            f"no API key exists, so refusing to bind to {bind_host}; create a key with "
-            "`ragsearch keys create`, bind to 127.0.0.1, or pass --allow-open"
-        )
-    # Bound beyond localhost without --allow-open: if every key is later revoked, refuse
-    # requests instead of silently becoming open.
-    service = create_app(settings, open_without_keys=local or may_open)
-    uvicorn.run(service, host=bind_host, port=bind_port)
-
-
-@main.group("keys")
-def keys_group() -> None:
-    """Create, list and revoke API keys (stored hashed; shown once at creation)."""
-
-
-@keys_group.command("create")
-@click.argument("name")
-@click.option(
-    "--scope",
-    "scopes",
-    multiple=True,
-    type=click.Choice(["read", "write", "admin"]),
-    help="Scope (repeatable; default read). admin implies write, write implies read.",
-)
-@click.option(
-    "-c",
-    "--collection",
-    "collections",
-    multiple=True,
-    help="Limit the key to this collection (repeatable; default all).",
-)
-@click.option(
-    "--widget",
-    is_flag=True,
-    help="A public key for the chat widget: read only, one --collection, --origin required.",
-)
-@click.option("--origin", "origins", multiple=True, help="Allowed browser origin (widget keys).")
-@click.option("--rate", type=float, default=None, help="Requests per minute (widget default 30).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-@pass_app
-@reports_errors
-def keys_create(
-    app: AppContext,
-    name: str,
-    scopes: tuple[str, ...],
-    collections: tuple[str, ...],
-    widget: bool,
-    origins: tuple[str, ...],
-    rate: float | None,
-    as_json: bool,
-) -> None:
-    """Create key NAME and print it. It is shown only now; store it safely."""
-    from indexer.errors import InputError
-    from service.http.auth import create_key
-
-    if widget:
-        if scopes and set(scopes) != {"read"}:
-            raise InputError("a widget key has the read scope only")
-        if len(collections) != 1 or not origins:
-            raise InputError("a widget key needs exactly one --collection and an --origin")
-        rate = 30.0 if rate is None else rate
-    elif origins:
-        raise InputError("--origin is for widget keys; add --widget")
-    with open_index(app.settings, writer=False) as index:
-        if collections:
-            for collection in collections:
-                index.catalog.get_collection(collection)
-        secret, key = create_key(
-            index.catalog,
-            name,
-            scopes or ("read",),
-            collections=collections or None,
-            allowed_origins=origins,
-            rate_per_minute=rate,
-        )
-    if as_json:
-        emit_json({**key.as_dict(), "key": secret})
-        return
-    click.echo(secret)
-    click.echo(
-        f"created {'widget ' if key.is_widget else ''}key {key.name!r} "
-        f"(scopes: {', '.join(key.scopes)}; "
-        f"collections: {', '.join(key.collections) if key.collections else 'all'}); "
-        "it is not shown again",
-        err=True,
-    )
-
-
-@keys_group.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include revoked keys.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-@pass_app
-@reports_errors
-def keys_list(app: AppContext, show_all: bool, as_json: bool) -> None:
-    """API keys (never their secrets): name, prefix, scopes, collections, limits."""
-    from service.http.auth import list_keys
-
-    with open_index(app.settings, writer=False) as index:
-        found = [k for k in list_keys(index.catalog) if show_all or k.revoked_at is None]
-    if as_json:
-        emit_json({"keys": [k.as_dict() for k in found]})
-        return
-    if not found:
-        click.echo("no keys (the service is open to local clients)", err=True)
-    for k in found:
-        where = ",".join(k.collections) if k.collections else "*"
-        extra = f"\torigins={','.join(k.allowed_origins)}" if k.allowed_origins else ""
-        rate = f"\trate={k.rate_per_minute:g}/min" if k.rate_per_minute else ""
-        revoked = f"\trevoked {k.revoked_at}" if k.revoked_at else ""
-        click.echo(f"{k.name}\t{k.prefix}…\t{','.join(k.scopes)}\t{where}{extra}{rate}{revoked}")
-
-
-@keys_group.command("revoke")
-@click.argument("name")
-@pass_app
-@reports_errors
-def keys_revoke(app: AppContext, name: str) -> None:
-    """Revoke the active key named NAME (or with that prefix). Takes effect at once."""
-    from service.http.auth import revoke_key
-
-    with open_index(app.settings, writer=False) as index:
-        revoked = revoke_key(index.catalog, name)
-    click.echo(f"revoked {len(revoked)} key(s) named {name!r}")
-
-
-@main.command("mcp")
-@pass_app
-@reports_errors
-def mcp_command(app: AppContext) -> None:
-    """Serve the MCP tools (search, answer, list_collections) over stdio.
-
-    For MCP clients that start a local process; the HTTP server offers the same tools at /mcp.
-    """
-    from service.http.mcp_server import serve_stdio
-
-    asyncio.run(serve_stdio(app.settings))
+def build_cli() -> click.Group:
+    """The whole `ragsearch` command: ingestion and index commands, then the service's."""
+    return new_group((*indexer_cli.COMMANDS, *QUERY_COMMANDS, *http_commands.COMMANDS))
 
 
 def run() -> None:
-    """Console entry point: the indexer's group with the service's commands added."""
-    main(prog_name="ragsearch")
+    """Console entry point."""
+    build_cli()(prog_name="ragsearch")
 
 
 if __name__ == "__main__":
     run()
-    sys.exit(0)

@@ -134,10 +134,10 @@ class Cli:
     def __call__(
         self, *args: str | Path, env: dict[str, str] | None = None, input: str | None = None
     ) -> Result:
-        from indexer.cli import main
+        from service.cli import build_cli
 
         argv = ["--data-dir", str(self.data_dir), *map(str, args)]
-        return self.runner.invoke(main, argv, env=env, input=input, catch_exceptions=False)
+        return self.runner.invoke(build_cli(), argv, env=env, input=input, catch_exceptions=False)
 
     def json(self, *args: str | Path, code: int = 0) -> Any:
         """Run a `--json` command, check its exit code and parse its whole stdout."""

@@ -21,9 +21,11 @@ QUERY_MODULES = sorted((ROOT / "service" / "query").rglob("*.py"))
 HTTP_MODULES = sorted((ROOT / "service" / "http").rglob("*.py"))
 INTERFACES = (
     "service.cli",
+    "service.http.commands",
     "service.http.app",
     "service.http.routes",
     "service.http.openai_api",
+    "service.http.tools",
     "service.http.mcp_server",
     "service.http.widget",
 )
@@ -104,3 +106,15 @@ def test_architecture_cli_import_loads_no_web_or_model_stack() -> None:
     )
 
     assert result.stdout.strip() == "[]"
+
+
+def test_architecture_cli_is_assembled_in_one_function() -> None:
+    from indexer import cli as indexer_cli
+    from service.cli import build_cli
+
+    built = build_cli()
+
+    service_commands = {"search", "ask", "eval", "serve", "keys", "mcp"}
+    assert set(built.commands) == {c.name for c in indexer_cli.COMMANDS} | service_commands
+    assert build_cli() is not built  # nothing registered on a shared group at import
+    assert not hasattr(indexer_cli, "main")

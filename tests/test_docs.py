@@ -21,7 +21,13 @@ def test_readme_documents_setting(name: str) -> None:
 
 
 def test_readme_commands_exist_and_are_executable() -> None:
-    for script in ("scripts/demo", "scripts/test", "scripts/check", ".ci/run"):
+    for script in (
+        "scripts/demo",
+        "scripts/test",
+        "scripts/check",
+        "scripts/setup-browser",
+        ".ci/run",
+    ):
         path = ROOT / script
         assert path.exists() and path.stat().st_mode & 0o111, (
             f"{script} is missing or not executable"
@@ -29,6 +35,20 @@ def test_readme_commands_exist_and_are_executable() -> None:
         assert f"{script}" in README or script == ".ci/run" or script == "scripts/check"
 
 
-def test_ci_runs_the_readme_test_command() -> None:
-    assert "scripts/test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert "scripts/test" in README
+def test_ci_sets_up_then_runs_the_one_check() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    check = (ROOT / "scripts" / "check").read_text(encoding="utf-8")
+
+    assert (
+        ci.index("scripts/setup ") < ci.index("scripts/setup-browser") < ci.index("scripts/check")
+    )
+    for step in ("ruff format --check .", "ruff check .", "mypy indexer service", "pytest"):
+        assert step in check
+    assert "scripts/check" in README and ".ci/run" in README
+
+
+def test_dev_tools_are_pinned() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+
+    for tool in ("pytest", "ruff", "mypy"):
+        assert f'"{tool}==' in pyproject, f"{tool} is not pinned in the test extra"

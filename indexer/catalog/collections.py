@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from indexer.errors import Conflict, InputError, NotFound
-from indexer.lexical_store import LexicalIndex
 from indexer.records import Collection, CollectionSpec
 from indexer.schema import chunks, collections, documents
 
+from .connections import Tables
 from .rows import collection_from, now
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -32,17 +32,14 @@ def bump_revision(conn: Connection, collection_id: int) -> None:
     )
 
 
-class CollectionTables:
+class CollectionTables(Tables):
     """The catalog's collection operations (part of `Catalog`)."""
-
-    engine: Engine
-    lexical: LexicalIndex
 
     def create_collection(self, spec: CollectionSpec) -> Collection:
         validate_collection_name(spec.name)
         at = now()
-        try:
-            with self.engine.begin() as conn:
+        with self.transaction() as conn:
+            try:
                 result = conn.execute(
                     insert(collections).values(
                         name=spec.name,
@@ -56,15 +53,15 @@ class CollectionTables:
                         updated_at=at,
                     )
                 )
-                pk = result.inserted_primary_key
-                assert pk is not None
-                self.lexical.create(conn, int(pk[0]))
-        except IntegrityError as exc:
-            raise Conflict(f"collection {spec.name!r} already exists") from exc
+            except IntegrityError as exc:
+                raise Conflict(f"collection {spec.name!r} already exists") from exc
+            pk = result.inserted_primary_key
+            assert pk is not None
+            self.lexical.create(conn, int(pk[0]))
         return self.get_collection(spec.name)
 
     def find_collection(self, name: str) -> Collection | None:
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             row = conn.execute(select(collections).where(collections.c.name == name)).first()
         return None if row is None else collection_from(row._mapping)
 
@@ -75,13 +72,13 @@ class CollectionTables:
         return found
 
     def list_collections(self) -> list[Collection]:
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(select(collections).order_by(collections.c.name)).all()
         return [collection_from(r._mapping) for r in rows]
 
     def drop_collection(self, name: str) -> Collection:
         found = self.get_collection(name)
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             conn.execute(delete(chunks).where(chunks.c.collection_id == found.id))
             conn.execute(delete(documents).where(documents.c.collection_id == found.id))
             conn.execute(delete(collections).where(collections.c.id == found.id))
@@ -89,7 +86,7 @@ class CollectionTables:
         return found
 
     def revision(self, collection_id: int) -> int:
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             value = conn.execute(
                 select(collections.c.revision).where(collections.c.id == collection_id)
             ).scalar_one_or_none()

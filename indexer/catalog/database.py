@@ -1,7 +1,7 @@
 """Opening the catalog database: the URL, the engine, SQLite's pragmas and the schema.
 
-`Catalog` joins the catalog's parts (collections, documents and chunks, the embedding cache)
-over one opened database.
+`Catalog` joins the catalog's parts (collections, documents and chunks, the embedding cache,
+API keys) over one opened database.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from indexer.schema import metadata
 from .collections import CollectionTables
 from .documents import DocumentTables
 from .embedding_cache import EmbeddingCacheTables
+from .keys import KeyTables
 
 _DIALECTS = ("sqlite", "postgresql")
 # Any constant shared by every replica: serialises schema creation when several start at once.
@@ -75,7 +76,7 @@ def _create_schema(engine: Engine, is_sqlite: bool) -> None:
             pg_metadata.create_all(conn)
 
 
-class Catalog(CollectionTables, DocumentTables, EmbeddingCacheTables):
+class Catalog(CollectionTables, DocumentTables, EmbeddingCacheTables, KeyTables):
     """Typed operations over the catalog database. Thread-safe through the engine's pool.
 
     SQLite (one file, FTS5 lexical index) or PostgreSQL (shared by replicas, tsvector lexical

@@ -13,7 +13,6 @@ import numpy as np
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Engine,
     bindparam,
     delete,
     func,
@@ -24,7 +23,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 
 from indexer.errors import CatalogError, InputError, NotFound
-from indexer.lexical_store import LexicalIndex
 from indexer.records import (
     Collection,
     Document,
@@ -36,6 +34,7 @@ from indexer.records import (
 from indexer.schema import chunks, documents
 
 from .collections import bump_revision
+from .connections import Tables
 from .rows import (
     DOCUMENT_VALUES,
     batches,
@@ -47,15 +46,12 @@ from .rows import (
 )
 
 
-class DocumentTables:
+class DocumentTables(Tables):
     """The catalog's document and chunk operations (part of `Catalog`)."""
-
-    engine: Engine
-    lexical: LexicalIndex
 
     def document_hashes(self, collection_id: int) -> dict[str, tuple[int, str]]:
         """source -> (document id, content sha256) for every document of a collection."""
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(
                 select(documents.c.source, documents.c.id, documents.c.content_sha256).where(
                     documents.c.collection_id == collection_id
@@ -74,12 +70,12 @@ class DocumentTables:
         )
         if limit is not None:
             stmt = stmt.limit(limit)
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(stmt).all()
         return [document_from(r._mapping) for r in rows]
 
     def get_document(self, collection_id: int, document_id: int) -> Document:
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             row = conn.execute(
                 select(documents).where(
                     documents.c.collection_id == collection_id, documents.c.id == document_id
@@ -90,7 +86,7 @@ class DocumentTables:
         return document_from(row._mapping)
 
     def find_document_by_source(self, collection_id: int, source: str) -> Document | None:
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             row = conn.execute(
                 select(documents).where(
                     documents.c.collection_id == collection_id, documents.c.source == source
@@ -100,7 +96,7 @@ class DocumentTables:
 
     def document_text(self, document_id: int) -> str:
         """The document's text rebuilt from its chunks (overlaps removed by span)."""
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(
                 select(chunks.c.text, chunks.c.char_start, chunks.c.char_end)
                 .where(chunks.c.document_id == document_id)
@@ -159,39 +155,11 @@ class DocumentTables:
         batch: Sequence[tuple[NewDocument, Sequence[NewChunk]]],
         sources: list[str],
     ) -> list[WrittenDocument]:
-        at = now()
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             existing = self._document_ids(conn, collection.id, sources)
             replaced = [existing[s] for s in sources if s in existing]
             removed = self._delete_document_chunks(conn, collection.id, replaced)
-            if replaced:
-                conn.execute(
-                    update(documents)
-                    .where(documents.c.id == bindparam("b_id"))
-                    .values({k: bindparam(f"b_{k}") for k in DOCUMENT_VALUES}),
-                    [
-                        {"b_id": existing[doc.source], **document_values(doc, chunks_, at, "b_")}
-                        for doc, chunks_ in batch
-                        if doc.source in existing
-                    ],
-                )
-            fresh = [(doc, chunks_) for doc, chunks_ in batch if doc.source not in existing]
-            if fresh:
-                result = conn.execute(
-                    insert(documents).returning(documents.c.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "collection_id": collection.id,
-                            "source": doc.source,
-                            "created_at": at,
-                            **document_values(doc, chunks_, at),
-                        }
-                        for doc, chunks_ in fresh
-                    ],
-                )
-                new_ids = [int(r[0]) for r in result]
-                existing.update(zip([d.source for d, _ in fresh], new_ids, strict=True))
-            document_ids = [existing[s] for s in sources]
+            document_ids = self._upsert_documents(conn, collection, batch, existing)
             chunk_ids = self._insert_chunks(
                 conn,
                 collection.id,
@@ -205,6 +173,45 @@ class DocumentTables:
             WrittenDocument(document_id, ids, removed.get(document_id, []))
             for document_id, ids in zip(document_ids, chunk_ids, strict=True)
         ]
+
+    @staticmethod
+    def _upsert_documents(
+        conn: Connection,
+        collection: Collection,
+        batch: Sequence[tuple[NewDocument, Sequence[NewChunk]]],
+        existing: dict[str, int],
+    ) -> list[int]:
+        """Update the documents `existing` knows (source -> id), insert the others; their ids."""
+        at = now()
+        if any(doc.source in existing for doc, _ in batch):
+            conn.execute(
+                update(documents)
+                .where(documents.c.id == bindparam("b_id"))
+                .values({k: bindparam(f"b_{k}") for k in DOCUMENT_VALUES}),
+                [
+                    {"b_id": existing[doc.source], **document_values(doc, chunks_, at, "b_")}
+                    for doc, chunks_ in batch
+                    if doc.source in existing
+                ],
+            )
+        fresh = [(doc, chunks_) for doc, chunks_ in batch if doc.source not in existing]
+        ids = dict(existing)
+        if fresh:
+            result = conn.execute(
+                insert(documents).returning(documents.c.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "collection_id": collection.id,
+                        "source": doc.source,
+                        "created_at": at,
+                        **document_values(doc, chunks_, at),
+                    }
+                    for doc, chunks_ in fresh
+                ],
+            )
+            new_ids = [int(r[0]) for r in result]
+            ids.update(zip([d.source for d, _ in fresh], new_ids, strict=True))
+        return [ids[doc.source] for doc, _ in batch]
 
     @staticmethod
     def _document_ids(
@@ -264,7 +271,7 @@ class DocumentTables:
 
     def delete_document(self, collection_id: int, document_id: int) -> list[int]:
         """Delete a document, its chunks and their lexical entries; returns removed chunk ids."""
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             found = conn.execute(
                 select(documents.c.id).where(
                     documents.c.collection_id == collection_id, documents.c.id == document_id
@@ -280,14 +287,14 @@ class DocumentTables:
         return removed
 
     def chunk_ids(self, collection_id: int) -> np.ndarray[Any, np.dtype[np.int64]]:
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(
                 select(chunks.c.id).where(chunks.c.collection_id == collection_id)
             ).all()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def count_chunks(self, collection_id: int) -> int:
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             return int(
                 conn.execute(
                     select(func.count())
@@ -297,7 +304,7 @@ class DocumentTables:
             )
 
     def count_documents(self, collection_id: int) -> int:
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             return int(
                 conn.execute(
                     select(func.count())
@@ -309,7 +316,7 @@ class DocumentTables:
     def chunks_by_ids(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
         """Chunks with their document's source, title and metadata, keyed by id."""
         out: dict[int, StoredChunk] = {}
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             for batch in batches(list(chunk_ids)):
                 rows = conn.execute(
                     select(
@@ -327,7 +334,7 @@ class DocumentTables:
         return out
 
     def document_chunk_ids(self, document_ids: Sequence[int]) -> list[int]:
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(
                 select(chunks.c.id)
                 .where(chunks.c.document_id.in_(list(document_ids)))
@@ -339,7 +346,7 @@ class DocumentTables:
         self, collection_id: int, condition: ColumnElement[bool]
     ) -> np.ndarray[Any, np.dtype[np.int64]]:
         """Ids of chunks whose document satisfies `condition` (see `indexer.filters`)."""
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(
                 select(chunks.c.id)
                 .join(documents, documents.c.id == chunks.c.document_id)
@@ -354,12 +361,12 @@ class DocumentTables:
         limit: int,
         condition: ColumnElement[bool] | None = None,
     ) -> list[tuple[int, float]]:
-        try:
-            with self.engine.connect() as conn:
+        with self.connect() as conn:
+            try:
                 return self.lexical.search(conn, collection_id, query, limit, condition)
-        except (OperationalError, DataError) as exc:
-            raise InputError(f"the query could not be searched: {exc.orig}") from exc
+            except (OperationalError, DataError) as exc:
+                raise InputError(f"the query could not be searched: {exc.orig}") from exc
 
     def lexical_count(self, collection_id: int) -> int:
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             return self.lexical.count(conn, collection_id)

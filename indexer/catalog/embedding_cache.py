@@ -5,26 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import Engine, insert, select, tuple_
+from sqlalchemy import insert, select, tuple_
 
 from indexer.providers.base import Vectors
 from indexer.records import Collection
 from indexer.schema import chunks, embedding_cache
 
+from .connections import Tables
 from .rows import batches, decode_vectors
 
 
-class EmbeddingCacheTables:
+class EmbeddingCacheTables(Tables):
     """The catalog's embedding-cache operations (part of `Catalog`)."""
-
-    engine: Engine
 
     def cached_vectors(
         self, model_key: str, dimensions: int, shas: Sequence[str]
     ) -> dict[str, Vectors]:
         out: dict[str, Vectors] = {}
         unique = list(dict.fromkeys(shas))
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             for batch in batches(unique):
                 rows = conn.execute(
                     select(embedding_cache.c.text_sha256, embedding_cache.c.vector).where(
@@ -41,7 +40,7 @@ class EmbeddingCacheTables:
         """Store computed vectors in the cache at once, so a later failure wastes none."""
         if not items:
             return
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             keys = list(items)
             present: set[str] = set()
             for batch in batches(keys):
@@ -74,7 +73,7 @@ class EmbeddingCacheTables:
         """Cached vectors for chunks: (ids found, their vectors, ids with no cached vector)."""
         found_ids: list[int] = []
         rows_out: list[bytes] = []
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             for batch in batches(list(chunk_ids)):
                 rows = conn.execute(
                     select(chunks.c.id, embedding_cache.c.vector)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from indexer.providers.base import Vectors
-from indexer.records import Collection, Document, NewChunk, NewDocument, StoredChunk
+from indexer.records import ApiKey, Collection, Document, NewChunk, NewDocument, StoredChunk
 
 SQL_VARS = 500  # rows per IN (...) batch: well under SQLite's variable limit
 
@@ -38,6 +38,21 @@ def _iso(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.isoformat()
+
+
+def api_key_from(m: Any) -> ApiKey:
+    collections = m["collections"]
+    return ApiKey(
+        id=int(m["id"]),
+        name=m["name"],
+        prefix=m["prefix"],
+        scopes=tuple(m["scopes"] or ()),
+        collections=None if collections is None else tuple(collections),
+        allowed_origins=tuple(m["allowed_origins"] or ()),
+        rate_per_minute=None if m["rate_per_minute"] is None else float(m["rate_per_minute"]),
+        created_at=_iso(m["created_at"]),
+        revoked_at=None if m["revoked_at"] is None else _iso(m["revoked_at"]),
+    )
 
 
 def document_values(

@@ -9,7 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from indexer.errors import ParseError, UnsupportedMediaType
-from indexer.parsers import docx, html, markdown, pdf, structured, text
+from indexer.parsers import (
+    asciidoc,
+    docx,
+    epub,
+    html,
+    markdown,
+    odf,
+    pdf,
+    pptx,
+    structured,
+    text,
+    xlsx,
+)
 from indexer.records import ParsedDocument
 
 __all__ = ["SUPPORTED_SUFFIXES", "media_type_for", "parse_bytes"]
@@ -27,6 +39,28 @@ _FORMATS: dict[str, tuple[str, _Parser]] = {
     ".json": (structured.JSON_MEDIA_TYPE, structured.parse_json),
     ".jsonl": (structured.JSONL_MEDIA_TYPE, structured.parse_jsonl),
     ".csv": (structured.CSV_MEDIA_TYPE, structured.parse_csv),
+    ".pptx": (pptx.MEDIA_TYPE, pptx.parse_pptx),
+    ".xlsx": (xlsx.MEDIA_TYPE, xlsx.parse_xlsx),
+    ".xlsm": (xlsx.MACRO_MEDIA_TYPE, xlsx.parse_xlsx),
+    ".odt": (odf.ODT_MEDIA_TYPE, odf.parse_odt),
+    ".ods": (odf.ODS_MEDIA_TYPE, odf.parse_ods),
+    ".odp": (odf.ODP_MEDIA_TYPE, odf.parse_odp),
+    ".epub": (epub.MEDIA_TYPE, epub.parse_epub),
+    ".adoc": (asciidoc.MEDIA_TYPE, asciidoc.parse_asciidoc),
+    ".asciidoc": (asciidoc.MEDIA_TYPE, asciidoc.parse_asciidoc),
+    ".asc": (asciidoc.MEDIA_TYPE, asciidoc.parse_asciidoc),
+}
+
+# Formats people have but we cannot read: the error says what to do instead.
+_ADVICE: dict[str, str] = {
+    ".doc": "legacy Word (.doc) files are not supported; save it as .docx",
+    ".ppt": "legacy PowerPoint (.ppt) files are not supported; save it as .pptx",
+    ".xls": "legacy Excel (.xls) files are not supported; save it as .xlsx",
+    ".rtf": "RTF files are not supported; save it as .docx",
+    **{
+        suffix: "images are not indexed (no OCR); extract the text first"
+        for suffix in (".png", ".jpg", ".jpeg", ".gif", ".tif", ".tiff", ".bmp", ".webp")
+    },
 }
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_FORMATS)
@@ -40,6 +74,8 @@ def _suffix(filename: str) -> str:
 
 def _format_for(filename: str) -> tuple[str, _Parser]:
     suffix = _suffix(filename)
+    if suffix in _ADVICE:
+        raise UnsupportedMediaType(f"{_ADVICE[suffix]} ({filename!r})")
     if suffix not in _FORMATS:
         shown = f"'{suffix}'" if suffix else "no extension"
         supported = ", ".join(sorted(SUPPORTED_SUFFIXES))

@@ -19,18 +19,15 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)"
 _FRONT_MATTER_SCALAR = re.compile(r"^([A-Za-z_][\w.-]*)[ \t]*:[ \t]+(\S.*?)[ \t]*$")
 # MkDocs / attr_list suffixes such as "{ #install }" or "{#id .class}".
 _HEADING_ATTRS = re.compile(r"\s*\{:?\s*[#.][^{}]*\}\s*$")
-_BLOCK_OPENERS = frozenset(
-    {
-        "paragraph_open",
-        "bullet_list_open",
-        "ordered_list_open",
-        "blockquote_open",
-        "table_open",
-        "fence",
-        "code_block",
-        "html_block",
-    }
-)
+_BLOCK_KINDS = {
+    "paragraph_open": "text",
+    "bullet_list_open": "list",
+    "ordered_list_open": "list",
+    "blockquote_open": "text",
+    "table_open": "table",
+    "fence": "code",
+    "code_block": "code",
+}
 
 
 def _unquote(value: str) -> str:
@@ -86,6 +83,7 @@ def _heading_text(md: MarkdownIt, source: str) -> str:
 def parse_markdown(data: bytes) -> ParsedDocument:
     """Parse Markdown: headings build the path (first H1 is the title), blocks become sections.
 
+    Headings stay in the text as `#` lines (with MkDocs `{ #id }` suffixes removed).
     Paragraphs, lists, tables, quotes and code keep their source lines; raw HTML blocks are
     reduced to their text. Front matter is dropped; its `title` wins over the H1 and its
     other scalar keys go to `metadata`.
@@ -97,28 +95,22 @@ def parse_markdown(data: bytes) -> ParsedDocument:
     tokens = blocks.parse(body)
     builder = SectionBuilder(MEDIA_TYPE)
     title = front.pop("title", None) or None
-    stack: list[tuple[int, str]] = []
     for index, token in enumerate(tokens):
         if token.level != 0 or token.map is None:
             continue
-        path = tuple(text for _, text in stack)
         if token.type == "heading_open":
             level = int(token.tag[1:])
             text = _heading_text(md, tokens[index + 1].content)
-            builder.note_heading(text, path)
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            if text:
-                stack.append((level, text))
+            builder.heading(level, text)
             if level == 1 and title is None and text:
                 title = text
         elif token.type == "html_block":
-            builder.add(html_fragment_text(token.content), path)
-        elif token.type in _BLOCK_OPENERS:
+            builder.add(html_fragment_text(token.content))
+        elif token.type in _BLOCK_KINDS:
             start, end = token.map
             block = "\n".join(lines[start:end])
             # Fence markers such as MkDocs "///" closers carry no text of their own.
             if token.type != "paragraph_open" or any(ch.isalnum() for ch in block):
-                builder.add(block, path)
+                builder.add(block, kind=_BLOCK_KINDS[token.type])
     metadata: dict[str, Any] = dict(front)
     return builder.build(title=title, metadata=metadata)

@@ -44,21 +44,35 @@ class SectionBuilder:
 
     def __init__(self, media_type: str) -> None:
         self.media_type = media_type
-        self._parts: list[tuple[str, tuple[str, ...], int | None]] = []
-        self._headings: list[tuple[str, tuple[str, ...]]] = []
+        self._parts: list[tuple[str, tuple[str, ...], int | None, str]] = []
+        self.outline = Outline()
 
-    def add(self, text: str, heading_path: tuple[str, ...] = (), page: int | None = None) -> None:
-        """Append one section; whitespace-only text is ignored."""
+    def add(
+        self,
+        text: str,
+        heading_path: tuple[str, ...] | None = None,
+        page: int | None = None,
+        kind: str = "text",
+    ) -> None:
+        """Append one section under `heading_path` (default: the outline's current path).
+
+        Whitespace-only text is ignored.
+        """
         cleaned = normalize_text(text).strip("\n")
         if not cleaned.strip():
             return
+        path = self.outline.path if heading_path is None else heading_path
         # Leading spaces of the first line matter for code, but not at a section edge.
-        self._parts.append((cleaned.strip(), heading_path, page))
+        self._parts.append((cleaned.strip() if kind != "code" else cleaned, path, page, kind))
 
-    def note_heading(self, text: str, parent_path: tuple[str, ...]) -> None:
-        """Remember a heading so a document made only of headings still yields text."""
-        if text:
-            self._headings.append((text, parent_path))
+    def heading(self, level: int, text: str, page: int | None = None) -> None:
+        """Append a Markdown heading line (`#` x level) and make it the current path's tip."""
+        text = clean_heading(text)
+        if not text:
+            return
+        self.outline.enter(level, text)
+        marks = "#" * min(max(level, 1), 6)
+        self._parts.append((f"{marks} {text}", self.outline.path, page, "heading"))
 
     def __len__(self) -> int:
         return len(self._parts)
@@ -73,17 +87,17 @@ class SectionBuilder:
 
         Raises `ParseError(empty_message)` when nothing readable was collected.
         """
-        parts = self._parts or [(text, path, None) for text, path in self._headings]
+        parts = self._parts
         if not parts:
             raise ParseError(empty_message)
         sections: list[Section] = []
         offset = 0
-        for text, path, page in parts:
+        for text, path, page, kind in parts:
             if sections:
                 offset += len(SECTION_SEPARATOR)
-            sections.append(Section(text, offset, offset + len(text), path, page))
+            sections.append(Section(text, offset, offset + len(text), path, page, kind))
             offset += len(text)
-        full_text = SECTION_SEPARATOR.join(text for text, _, _ in parts)
+        full_text = SECTION_SEPARATOR.join(part[0] for part in parts)
         return ParsedDocument(
             text=full_text,
             sections=tuple(sections),
@@ -91,6 +105,25 @@ class SectionBuilder:
             title=(clean_heading(title) or None) if title else None,
             metadata=metadata or {},
         )
+
+
+class Outline:
+    """The heading stack: entering a level-N heading closes every heading at N or deeper."""
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, str]] = []
+        self.path: tuple[str, ...] = ()
+
+    def enter(self, level: int, text: str) -> None:
+        while self._stack and self._stack[-1][0] >= level:
+            self._stack.pop()
+        self._stack.append((level, text))
+        self.path = tuple(t for _, t in self._stack)
+
+    @property
+    def level(self) -> int:
+        """The level of the innermost open heading, 0 before any."""
+        return self._stack[-1][0] if self._stack else 0
 
 
 def split_paragraphs(text: str) -> list[str]:

@@ -111,10 +111,6 @@ class SentenceTransformerEmbedder:
     async def embed_query(self, text: str) -> Embeddings:
         return await self.embed_documents([text])
 
-    def embed_query_sync(self, text: str) -> Vectors:
-        """Query embedding without an event loop hop (the search hot path)."""
-        return self._encode([text])
-
     async def aclose(self) -> None:
         return None
 
@@ -165,9 +161,6 @@ class HashingEmbedder:
 
     async def embed_query(self, text: str) -> Embeddings:
         return await self.embed_documents([text])
-
-    def embed_query_sync(self, text: str) -> Vectors:
-        return self._encode([text])
 
     async def aclose(self) -> None:
         return None

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from indexer.errors import RagsearchError
+from indexer.errors import VectorStoreError
 from indexer.providers.base import Vectors
 from indexer.vectors.base import IdArray
 
@@ -31,13 +31,6 @@ _ITERATOR_BATCH = 10_000
 _SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://")
 
 T = TypeVar("T")
-
-
-class VectorStoreError(RagsearchError):
-    """The vector store failed (unreachable, refused a request, or not installed)."""
-
-    status = 503
-    code = "vector_store_unavailable"
 
 
 def is_milvus(vector_store: str) -> bool:

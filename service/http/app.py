@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.types import Scope
 
 from indexer.settings import Settings
-from service.http import openai_api, widget
+from service.http import openai_api, tools, widget
 from service.http.auth import RateLimiter
 from service.http.errors import install_error_handlers
 from service.http.mcp_server import mount_mcp
@@ -29,6 +29,7 @@ __all__ = ["JSON_BODY_LIMIT", "create_app"]
 JSON_BODY_LIMIT = 1024 * 1024  # queries are capped far below this; bodies above are abuse
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the uploaded bytes
 _UPLOAD_PATH = re.compile(r"^/v1/collections/[^/]+/documents/?$")
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def create_app(
@@ -49,6 +50,29 @@ def create_app(
         # pydantic-settings fills every field from the environment and defaults.
         settings = engine.settings if engine is not None else Settings()  # type: ignore[call-arg]
 
+    app = FastAPI(
+        title="ragsearch",
+        summary="Hybrid search and cited answers over your documents.",
+        version="0.1.0",
+        lifespan=_lifespan(settings, engine),
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.writer_index = None
+    app.state.writer_lock_timeout = writer_lock_timeout
+    app.state.open_without_keys = open_without_keys
+    app.state.rate_limiter = RateLimiter(clock)
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    _include_routes(app)
+    _add_middleware(app, settings)
+    return app
+
+
+def _lifespan(settings: Settings, engine: Engine | None) -> Lifespan:
+    """Open the engine (unless the caller brought one) and close what the app opened."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = engine is None
@@ -64,28 +88,19 @@ def create_app(
                 await app.state.engine.aclose()
                 app.state.engine = None
 
-    app = FastAPI(
-        title="ragsearch",
-        summary="Hybrid search and cited answers over your documents.",
-        version="0.1.0",
-        lifespan=lifespan,
-        docs_url="/docs",
-    )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.writer_index = None
-    app.state.writer_lock_timeout = writer_lock_timeout
-    app.state.open_without_keys = open_without_keys
-    app.state.rate_limiter = RateLimiter(clock)
-    app.state.metrics = Metrics()
+    return lifespan
 
-    install_error_handlers(app)
+
+def _include_routes(app: FastAPI) -> None:
     for module in (search, collections, documents, health):
         app.include_router(module.router)
     app.include_router(openai_api.router)
+    app.include_router(tools.router)
     app.include_router(widget.router)
     mount_mcp(app)
 
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
     def body_limit(scope: Scope) -> int:
         if scope.get("method") == "POST" and _UPLOAD_PATH.match(scope.get("path", "")):
             return settings.max_upload_bytes + MULTIPART_OVERHEAD
@@ -96,4 +111,3 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(widget.WidgetCorsMiddleware)
-    return app

@@ -1,9 +1,9 @@
-"""API keys and who may do what: key storage, the request's principal, scopes, rate limits.
+"""API keys and who may do what: key rules, the request's principal, scopes, rate limits.
 
 Keys are `rsk_` plus 32 random URL-safe bytes, shown once at creation and stored as their
-sha256. Scopes nest: `admin` implies `write`, which implies `read`. A key may be limited to
-named collections. A widget key is a public, read-only key for one collection, with allowed
-browser origins and a per-minute rate limit.
+sha256 in the catalog (`indexer.catalog.keys`). Scopes nest: `admin` implies `write`, which
+implies `read`. A key may be limited to named collections. A widget key is a public,
+read-only key for one collection, with allowed browser origins and a per-minute rate limit.
 """
 
 from __future__ import annotations
@@ -14,22 +14,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlsplit
-
-from sqlalchemy import insert, select, update
 
 from indexer.catalog import Catalog
 from indexer.errors import (
     Conflict,
     Forbidden,
     InputError,
+    KeyRateLimited,
     NotFound,
-    TooManyRequests,
     Unauthorized,
 )
-from indexer.schema import api_keys
+from indexer.records import ApiKey, NewApiKey
 
 __all__ = [
     "SCOPES",
@@ -43,6 +39,7 @@ __all__ = [
     "list_keys",
     "open_principal",
     "principal_for",
+    "principal_of",
     "revoke_key",
 ]
 
@@ -92,51 +89,20 @@ def forbid_widget(principal: Principal) -> None:
 # --- storage ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    """A stored key (never its secret)."""
-
-    id: int
-    name: str
-    prefix: str
-    scopes: tuple[str, ...]
-    collections: tuple[str, ...] | None
-    allowed_origins: tuple[str, ...]
-    rate_per_minute: float | None
-    created_at: str
-    revoked_at: str | None
-
-    @property
-    def is_widget(self) -> bool:
-        return bool(self.allowed_origins)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "prefix": self.prefix,
-            "kind": "widget" if self.is_widget else "api",
-            "scopes": list(self.scopes),
-            "collections": None if self.collections is None else list(self.collections),
-            "allowed_origins": list(self.allowed_origins),
-            "rate_per_minute": self.rate_per_minute,
-            "created_at": self.created_at,
-            "revoked_at": self.revoked_at,
-        }
-
-    def principal(self) -> Principal:
-        effective: set[str] = set()
-        for scope in self.scopes:
-            effective |= _IMPLIED.get(scope, set())
-        return Principal(
-            name=self.name,
-            scopes=frozenset(effective),
-            collections=None if self.collections is None else frozenset(self.collections),
-            allowed_origins=self.allowed_origins,
-            rate_per_minute=self.rate_per_minute,
-            is_widget=self.is_widget,
-            key_id=self.id,
-        )
+def principal_of(key: ApiKey) -> Principal:
+    """The rights a stored key grants: its scopes with the ones they imply."""
+    effective: set[str] = set()
+    for scope in key.scopes:
+        effective |= _IMPLIED.get(scope, set())
+    return Principal(
+        name=key.name,
+        scopes=frozenset(effective),
+        collections=None if key.collections is None else frozenset(key.collections),
+        allowed_origins=key.allowed_origins,
+        rate_per_minute=key.rate_per_minute,
+        is_widget=key.is_widget,
+        key_id=key.id,
+    )
 
 
 def hash_key(secret: str) -> str:
@@ -180,88 +146,45 @@ def create_key(
     if any(k.name == name and k.revoked_at is None for k in list_keys(catalog)):
         raise Conflict(f"an active key named {name!r} already exists")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    with catalog.engine.begin() as conn:
-        result = conn.execute(
-            insert(api_keys).values(
-                name=name,
-                prefix=secret[:_SHOWN_PREFIX],
-                key_sha256=hash_key(secret),
-                scopes=list(chosen),
-                collections=None if limited is None else list(limited),
-                allowed_origins=list(origins) or None,
-                rate_per_minute=rate_per_minute,
-                created_at=datetime.now(UTC),
-            )
+    stored = catalog.add_key(
+        NewApiKey(
+            name=name,
+            prefix=secret[:_SHOWN_PREFIX],
+            key_sha256=hash_key(secret),
+            scopes=chosen,
+            collections=limited,
+            allowed_origins=origins,
+            rate_per_minute=rate_per_minute,
         )
-        pk = result.inserted_primary_key
-        assert pk is not None
-    found = next(k for k in list_keys(catalog) if k.id == int(pk[0]))
-    return secret, found
+    )
+    return secret, stored
 
 
 def list_keys(catalog: Catalog) -> list[ApiKey]:
     """Every key, revoked ones included, oldest first."""
-    with catalog.engine.connect() as conn:
-        rows = conn.execute(select(api_keys).order_by(api_keys.c.id)).all()
-    return [_api_key(r._mapping) for r in rows]
+    return catalog.list_keys()
 
 
 def revoke_key(catalog: Catalog, name_or_prefix: str) -> list[ApiKey]:
     """Revoke the active keys with this name or prefix; returns them. NotFound if none."""
     matching = [
         k
-        for k in list_keys(catalog)
+        for k in catalog.list_keys()
         if k.revoked_at is None and name_or_prefix in (k.name, k.prefix)
     ]
     if not matching:
         raise NotFound(f"no active key named {name_or_prefix!r}")
-    with catalog.engine.begin() as conn:
-        conn.execute(
-            update(api_keys)
-            .where(api_keys.c.id.in_([k.id for k in matching]))
-            .values(revoked_at=datetime.now(UTC))
-        )
+    catalog.revoke_keys([k.id for k in matching])
     return matching
 
 
 def has_active_keys(catalog: Catalog) -> bool:
-    with catalog.engine.connect() as conn:
-        row = conn.execute(
-            select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
-        ).first()
-    return row is not None
+    return catalog.has_active_keys()
 
 
 def find_key(catalog: Catalog, secret: str) -> ApiKey | None:
     """The active key with this secret, if any."""
-    with catalog.engine.connect() as conn:
-        row = conn.execute(
-            select(api_keys).where(
-                api_keys.c.key_sha256 == hash_key(secret), api_keys.c.revoked_at.is_(None)
-            )
-        ).first()
-    return None if row is None else _api_key(row._mapping)
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
-
-def _api_key(m: Any) -> ApiKey:
-    collections = m["collections"]
-    return ApiKey(
-        id=int(m["id"]),
-        name=m["name"],
-        prefix=m["prefix"],
-        scopes=tuple(m["scopes"] or ()),
-        collections=None if collections is None else tuple(collections),
-        allowed_origins=tuple(m["allowed_origins"] or ()),
-        rate_per_minute=None if m["rate_per_minute"] is None else float(m["rate_per_minute"]),
-        created_at=_iso(m["created_at"]) or "",
-        revoked_at=_iso(m["revoked_at"]),
-    )
+    return catalog.find_key(hash_key(secret))
 
 
 # --- the request's principal -------------------------------------------------------------
@@ -299,7 +222,7 @@ def principal_for(
             # Open mode: OpenAI-style clients insist on sending some key; any value will do.
             return open_principal()
         raise Unauthorized("the API key is unknown or revoked")
-    principal = found.principal()
+    principal = principal_of(found)
     if principal.allowed_origins and origin is not None:
         try:
             allowed = normalize_origin(origin) in principal.allowed_origins
@@ -308,14 +231,6 @@ def principal_for(
         if not allowed:
             raise Forbidden(f"key {principal.name!r} may not be used from origin {origin!r}")
     return principal
-
-
-class KeyRateLimited(TooManyRequests):
-    """A key exceeded its per-minute rate; `retry_after` says when a request fits again."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class RateLimiter:

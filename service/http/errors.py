@@ -27,6 +27,7 @@ __all__ = [
     "error_response",
     "install_error_handlers",
     "request_id",
+    "retry_after_headers",
 ]
 
 log = logging.getLogger("ragsearch.http")
@@ -72,12 +73,15 @@ def error_response(
     )
 
 
+def retry_after_headers(exc: RagsearchError) -> dict[str, str]:
+    """`Retry-After` in whole seconds, rounded up (at least 1), when the error knows it."""
+    if exc.retry_after is None:
+        return {}
+    return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+
+
 def ragsearch_error_response(exc: RagsearchError, rid: str) -> JSONResponse:
-    headers = {}
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(retry_after, int | float):
-        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
-    return error_response(exc.status, exc.code, exc.message, rid, headers)
+    return error_response(exc.status, exc.code, exc.message, rid, retry_after_headers(exc))
 
 
 def validation_message(errors: Sequence[Any]) -> str:

@@ -7,10 +7,11 @@ required once keys exist), and stdio for `ragsearch mcp`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from fastapi import FastAPI
 from mcp.server.mcpserver import Context, MCPServer
@@ -25,7 +26,13 @@ from indexer.errors import RagsearchError
 from indexer.settings import Settings
 from service.http.auth import Principal, authorize, forbid_widget, open_principal
 from service.query.engine import Engine
-from service.query.records import AnswerRequest, SearchRequest, hit_dict
+from service.query.records import (
+    ANSWER_TOP_K,
+    SEARCH_TOP_K,
+    AnswerRequest,
+    SearchRequest,
+    hit_dict,
+)
 
 __all__ = ["Caller", "build_server", "mount_mcp", "serve_stdio"]
 
@@ -46,6 +53,7 @@ class Caller:
 
 
 CallerFor = Callable[[Context], Caller]
+Tool = TypeVar("Tool", bound=Callable[..., Awaitable[Any]])
 
 
 def _search_dict(hit: dict[str, Any]) -> dict[str, Any]:
@@ -62,18 +70,15 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         ctx: Context,
         query: str,
         collection: str,
-        top_k: int = 10,
+        top_k: int = SEARCH_TOP_K,
         filter: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Search a collection: ranked passages with source, title, text and score."""
         caller = caller_for(ctx)
-        try:
-            authorize(caller.principal, "read", collection)
-            found = await caller.engine.search(
-                SearchRequest(query=query, collection=collection, top_k=top_k, filter=filter)
-            )
-        except RagsearchError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
+        authorize(caller.principal, "read", collection)
+        found = await caller.engine.search(
+            SearchRequest(query=query, collection=collection, top_k=top_k, filter=filter)
+        )
         return {
             "results": [_search_dict(hit_dict(h)) for h in found.hits],
             "warnings": found.warnings,
@@ -83,29 +88,23 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         ctx: Context,
         query: str,
         collection: str,
-        top_k: int = 8,
+        top_k: int = ANSWER_TOP_K,
         filter: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Answer a question from a collection, citing sources as [n] (see `citations`)."""
         caller = caller_for(ctx)
-        try:
-            authorize(caller.principal, "read", collection)
-            body = await caller.engine.answer(
-                AnswerRequest(query=query, collection=collection, top_k=top_k, filter=filter)
-            )
-        except RagsearchError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
+        authorize(caller.principal, "read", collection)
+        body = await caller.engine.answer(
+            AnswerRequest(query=query, collection=collection, top_k=top_k, filter=filter)
+        )
         keep = ("answer", "citations", "model", "grounded", "finish_reason", "warnings")
         return {k: body[k] for k in keep}
 
     async def list_collections(ctx: Context) -> dict[str, Any]:
         """The collections this caller can search, with their document counts."""
         caller = caller_for(ctx)
-        try:
-            forbid_widget(caller.principal)
-            authorize(caller.principal, "read")
-        except RagsearchError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
+        forbid_widget(caller.principal)
+        authorize(caller.principal, "read")
         catalog = caller.engine.index.catalog
         readable = [
             c
@@ -124,8 +123,21 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         }
 
     for tool in (search, answer, list_collections):
-        server.add_tool(tool)
+        server.add_tool(_reporting_errors(tool))
     return server
+
+
+def _reporting_errors(tool: Tool) -> Tool:
+    """The tool, with our errors shown to the client as `code: message` tool errors."""
+
+    @functools.wraps(tool)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await tool(*args, **kwargs)
+        except RagsearchError as exc:
+            raise ToolError(f"{exc.code}: {exc.message}") from exc
+
+    return cast(Tool, wrapper)
 
 
 # --- streamable HTTP on the FastAPI app ----------------------------------------------------

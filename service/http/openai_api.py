@@ -1,4 +1,4 @@
-"""The OpenAI-compatible surface: `/v1/models`, `/v1/chat/completions` and `/v1/tools`.
+"""The OpenAI-compatible surface: `/v1/models` and `/v1/chat/completions` (`/v1/tools`: `tools`).
 
 Any OpenAI client (or chatbot front end) can talk to ragsearch by pointing its base URL here.
 The model name selects the collection: `ragsearch:<collection>`, or plain `ragsearch` with
@@ -13,9 +13,10 @@ markers in the text and an extension field `citations`. Errors use OpenAI's shap
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -24,12 +25,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from indexer.errors import Forbidden, InputError, NotFound, RagsearchError
+from indexer.errors import Forbidden, InputError, ModelNotFound, NotFound, RagsearchError
 from service.http.deps import EngineDep, Principal, PrincipalDep, authorize
-from service.http.errors import validation_message
+from service.http.errors import INTERNAL_MESSAGE, retry_after_headers, validation_message
+from service.http.schemas import FILTER_DOC
 from service.query.engine import Engine
 from service.query.followup import Rewrite, standalone_query
-from service.query.records import AnswerRequest
+from service.query.records import ANSWER_TOP_K, MAX_TOP_K, AnswerRequest
 
 __all__ = [
     "MODEL_PREFIX",
@@ -37,8 +39,9 @@ __all__ = [
     "collection_for_model",
     "openai_error_body",
     "router",
-    "tool_definitions",
 ]
+
+log = logging.getLogger("ragsearch.http")
 
 MODEL_PREFIX = "ragsearch"
 _ERROR_TYPES = {
@@ -49,10 +52,6 @@ _ERROR_TYPES = {
     429: "rate_limit_error",
 }
 _FINISH_REASONS = {"stop": "stop", "length": "length", "sensitive": "content_filter"}
-_FILTER_DOC = (
-    "Metadata filter: {field: value} or operators $eq $ne $in $gt $gte $lt $lte combined "
-    "with $and/$or. Fields: source, title, media_type, document_id or any metadata key."
-)
 
 
 def openai_error_body(status: int, message: str, code: str) -> dict[str, Any]:
@@ -66,12 +65,8 @@ def _error_response(exc: Exception) -> JSONResponse:
         body = openai_error_body(400, validation_message(exc.errors()), "validation_error")
         return JSONResponse(body, status_code=400)
     assert isinstance(exc, RagsearchError)
-    headers = {}
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(retry_after, int | float):
-        headers["Retry-After"] = str(max(1, round(retry_after + 0.5)))
     body = openai_error_body(exc.status, exc.message, exc.code)
-    return JSONResponse(body, status_code=exc.status, headers=headers)
+    return JSONResponse(body, status_code=exc.status, headers=retry_after_headers(exc))
 
 
 class OpenAIRoute(APIRoute):
@@ -137,15 +132,11 @@ class ChatCompletionBody(BaseModel):
     n: int = Field(1, ge=1, le=1, description="Only one choice is produced.")
     user: str | None = None
     collection: str | None = Field(None, description="Collection for model `ragsearch`.")
-    filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
-    top_k: int = Field(8, ge=1, le=200, description="Sources to consider.")
+    filter: dict[str, Any] | None = Field(None, description=FILTER_DOC)
+    top_k: int = Field(ANSWER_TOP_K, ge=1, le=MAX_TOP_K, description="Sources to consider.")
 
 
 # --- the model name ----------------------------------------------------------------------
-
-
-class ModelNotFound(NotFound):
-    code = "model_not_found"
 
 
 def _readable(principal: Principal, names: list[str]) -> list[str]:
@@ -298,10 +289,20 @@ class _Chat:
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def _stream_error(exc: Exception) -> str:
+    """The error chunk ending a started stream; unexpected errors are logged, never shown."""
+    if isinstance(exc, RagsearchError):
+        error = openai_error_body(exc.status, exc.message, exc.code)
+    else:
+        log.error("chat completion stream failed", exc_info=exc)
+        error = openai_error_body(500, INTERNAL_MESSAGE, "internal_error")
+    return f"data: {json.dumps(error, ensure_ascii=False)}\n\n"
+
+
 async def _stream(
     chat: _Chat,
     first: tuple[str, dict[str, Any]],
-    events: AsyncIterator[tuple[str, dict[str, Any]]],
+    events: AsyncGenerator[tuple[str, dict[str, Any]], None],
 ) -> AsyncIterator[str]:
     """OpenAI chunks: the role, each delta, then a final chunk with finish, usage, citations."""
     yield chat.chunk({"role": "assistant", "content": ""})
@@ -319,10 +320,11 @@ async def _stream(
                 event, data = await anext(events)
             except StopAsyncIteration:
                 break
-    except RagsearchError as exc:
-        error = openai_error_body(exc.status, exc.message, exc.code)
-        yield f"data: {json.dumps(error, ensure_ascii=False)}\n\n"
+    except Exception as exc:  # the stream has started: the error goes in it, as /v1/answer's
+        yield _stream_error(exc)
         return
+    finally:
+        await events.aclose()
     finish = _FINISH_REASONS.get(str(state.get("finish_reason")), "stop")
     yield chat.chunk(
         {},
@@ -385,65 +387,3 @@ async def chat_completions(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-# --- function calling --------------------------------------------------------------------
-
-
-def tool_definitions() -> list[dict[str, Any]]:
-    """OpenAI / GLM function definitions for `/v1/search` and `/v1/answer`."""
-    common: dict[str, Any] = {
-        "query": {"type": "string", "description": "The search query or question."},
-        "collection": {"type": "string", "description": "The collection to use."},
-        "filter": {"type": "object", "description": _FILTER_DOC},
-    }
-    search_params = {
-        **common,
-        "top_k": {"type": "integer", "minimum": 1, "maximum": 200, "default": 10},
-        "mode": {"type": "string", "enum": ["hybrid", "dense", "lexical"], "default": "hybrid"},
-    }
-    answer_params = {
-        **common,
-        "top_k": {"type": "integer", "minimum": 1, "maximum": 200, "default": 8},
-    }
-    return [
-        _function(
-            "search",
-            "Search the knowledge base: ranked passages with their source, title and text.",
-            search_params,
-        ),
-        _function(
-            "answer",
-            "Answer a question from the knowledge base, citing sources as [n].",
-            answer_params,
-        ),
-    ]
-
-
-def _function(name: str, description: str, properties: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": description,
-            "parameters": {
-                "type": "object",
-                "properties": properties,
-                "required": ["query", "collection"],
-            },
-        },
-    }
-
-
-@router.get("/v1/tools", summary="Function-calling definitions for search and answer")
-async def list_tools(principal: PrincipalDep) -> dict[str, Any]:
-    """`tools` to pass to an OpenAI/GLM chat request; `endpoints` says where each call goes
-    (POST the function's arguments as the JSON body)."""
-    authorize(principal, "read")
-    return {
-        "tools": tool_definitions(),
-        "endpoints": {
-            "search": {"method": "POST", "path": "/v1/search"},
-            "answer": {"method": "POST", "path": "/v1/answer"},
-        },
-    }

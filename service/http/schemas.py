@@ -11,9 +11,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.query.records import AnswerRequest, Fusion, Mode, SearchRequest
+from service.query.records import (
+    ANSWER_TOP_K,
+    MAX_TOP_K,
+    SEARCH_TOP_K,
+    AnswerRequest,
+    Fusion,
+    Mode,
+    SearchRequest,
+)
 
 __all__ = [
+    "FILTER_DOC",
     "AnswerBody",
     "CollectionBody",
     "ErrorBody",
@@ -21,7 +30,7 @@ __all__ = [
     "TextDocumentBody",
 ]
 
-_FILTER_DOC = (
+FILTER_DOC = (
     "Metadata filter: `{field: value}` or operators `$eq $ne $in $gt $gte $lt $lte`, "
     "combined with `$and`/`$or`. Fields: `source`, `title`, `media_type`, `document_id` "
     "or any metadata key."
@@ -35,9 +44,9 @@ class _Body(BaseModel):
 class SearchBody(_Body):
     query: str = Field(description="What to search for (English, Chinese, identifiers...).")
     collection: str = Field(description="Collection to search.")
-    top_k: int = Field(10, ge=1, le=200, description="Results to return.")
+    top_k: int = Field(SEARCH_TOP_K, ge=1, le=MAX_TOP_K, description="Results to return.")
     mode: Mode = Field("hybrid", description="`hybrid` (dense + lexical), `dense` or `lexical`.")
-    filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
+    filter: dict[str, Any] | None = Field(None, description=FILTER_DOC)
     rerank: bool | None = Field(
         None, description="Rerank the fused candidates; default: when a reranker is configured."
     )
@@ -61,8 +70,8 @@ class SearchBody(_Body):
 class AnswerBody(_Body):
     query: str = Field(description="The question.")
     collection: str = Field(description="Collection to answer from.")
-    top_k: int = Field(8, ge=1, le=200, description="Sources to consider.")
-    filter: dict[str, Any] | None = Field(None, description=_FILTER_DOC)
+    top_k: int = Field(ANSWER_TOP_K, ge=1, le=MAX_TOP_K, description="Sources to consider.")
+    filter: dict[str, Any] | None = Field(None, description=FILTER_DOC)
     mode: Mode = Field("hybrid", description="Retrieval mode for the sources.")
     model: str = Field(
         "auto",

@@ -66,6 +66,7 @@ class Engine:
             rrf_k=settings.rrf_k,
             max_query_chars=settings.max_query_chars,
             fusion=settings.fusion,
+            weights={"dense": settings.dense_weight, "lexical": settings.lexical_weight},
         )
         self.answer_context = AnswerContext(
             search=self.search_context,

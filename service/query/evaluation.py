@@ -13,7 +13,7 @@ from typing import Any
 
 from indexer.errors import InputError
 from indexer.ingest import SourceItem
-from service.query.records import Fusion, Mode, SearchRequest
+from service.query.records import MAX_TOP_K, Fusion, Mode, SearchRequest
 from service.query.search import SearchContext, documents_in_order, search
 
 SOURCE_PREFIX = "beir:"
@@ -113,7 +113,7 @@ async def evaluate(
             SearchRequest(
                 query=dataset.queries[query_id],
                 collection=collection,
-                top_k=200,
+                top_k=MAX_TOP_K,
                 mode=mode,
                 fusion=fusion,
             ),

@@ -11,13 +11,16 @@ Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 Fusion = Literal["rrf", "zscore"]
 FUSIONS: tuple[Fusion, ...] = ("rrf", "zscore")
+SEARCH_TOP_K = 10  # results a search returns unless asked for more or fewer
+ANSWER_TOP_K = 8  # sources an answer considers unless asked
+MAX_TOP_K = 200
 
 
 @dataclass(frozen=True, slots=True)
 class SearchRequest:
     query: str
     collection: str
-    top_k: int = 10
+    top_k: int = SEARCH_TOP_K
     mode: Mode = "hybrid"
     filter: dict[str, Any] | None = None
     rerank: bool | None = None  # None: rerank when a reranker is configured
@@ -76,7 +79,7 @@ def usage_dict(u: Usage) -> dict[str, Any]:
 class AnswerRequest:
     query: str
     collection: str
-    top_k: int = 8
+    top_k: int = ANSWER_TOP_K
     filter: dict[str, Any] | None = None
     model: str = "auto"
     scope: Literal["chunks", "documents"] = "chunks"

@@ -1,24 +1,42 @@
-"""The search half of the pipeline: retrieve (dense ∥ lexical) → fuse → rerank → top-n."""
+"""The search half of the pipeline: plan → retrieve (dense ∥ lexical) → fuse → select.
+
+`search` tells the story; each stage is a function over the plan. Selecting fetches the
+chunks, reranks them when a reranker runs, and keeps the top k.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from indexer.catalog import Catalog
+import numpy as np
+from sqlalchemy import ColumnElement
+
 from indexer.errors import InputError, ProviderError
 from indexer.filters import compile_filter
 from indexer.index import Index
 from indexer.providers.base import Embedder, Reranker
-from indexer.records import Collection
+from indexer.records import Collection, StoredChunk
 from service.query.fusion import Candidate, embedder_covers, rrf, zscore
-from service.query.records import FUSIONS, MODES, Fusion, Hit, SearchRequest, SearchResult
+from service.query.records import (
+    FUSIONS,
+    MAX_TOP_K,
+    MODES,
+    Fusion,
+    Hit,
+    SearchRequest,
+    SearchResult,
+)
+from service.query.timing import StageTimer
 
-T = TypeVar("T")
 RERANK_MAX_CANDIDATES = 50  # reranking costs grow with candidates; 50 covers any top-10
+# Fused candidates fetched beyond top_k: a vector whose chunk was deleted a moment ago has no
+# chunk to fetch and is dropped, and the next candidate takes its place.
+DELETED_MARGIN = 5
+
+Ranked = list[tuple[int, float]]  # (chunk id, the retriever's score), best first
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +50,23 @@ class SearchContext:
     rrf_k: int
     max_query_chars: int
     fusion: Fusion = "rrf"
+    weights: Mapping[str, float] = field(default_factory=lambda: {"dense": 1.0, "lexical": 1.0})
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPlan:
+    """One request resolved: which collection, which retrievers, how to fuse and keep."""
+
+    query: str
+    collection: Collection
+    condition: ColumnElement[bool] | None
+    embedder: Embedder
+    retrievers: tuple[str, ...]  # "dense" and/or "lexical"
+    fusion: Fusion
+    candidates: int  # per retriever
+    reranker: Reranker | None
+    top_k: int
+    warnings: tuple[str, ...]
 
 
 def validate_query(query: str, max_chars: int) -> str:
@@ -43,115 +78,162 @@ def validate_query(query: str, max_chars: int) -> str:
     return text
 
 
-async def _timed(timings: dict[str, float], stage: str, func: Callable[[], T]) -> T:
-    started = time.perf_counter()
-    try:
-        return await asyncio.to_thread(func)
-    finally:
-        timings[stage] = (time.perf_counter() - started) * 1000
-
-
 async def search(ctx: SearchContext, request: SearchRequest) -> SearchResult:
     """Ranked chunks for a query, with per-stage timings. Raises InputError/NotFound."""
-    started = time.perf_counter()
+    timer = StageTimer()
+    plan = plan_search(ctx, request)
+    result = SearchResult(
+        hits=[],
+        timings=timer.ms,
+        warnings=list(plan.warnings),
+        dense_used="dense" in plan.retrievers,
+    )
+    allowed = await _allowed_ids(ctx, plan, timer)
+    if allowed is not None and len(allowed) == 0:
+        timer.finish()
+        return result  # fail closed: nothing matches the filter
+    lists = await retrieve(ctx, plan, allowed, timer, result)
+    with timer.stage("fuse"):
+        fused = fuse(plan, lists, ctx.weights, ctx.rrf_k)
+    result.hits = await select(ctx, plan, fused, timer, result)
+    timer.finish()
+    return result
+
+
+def plan_search(ctx: SearchContext, request: SearchRequest) -> SearchPlan:
+    """Validate the request and decide what runs. Raises InputError/NotFound."""
     query = validate_query(request.query, ctx.max_query_chars)
     if request.mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}")
     fusion = request.fusion or ctx.fusion
     if fusion not in FUSIONS:
         raise InputError(f"fusion must be one of {', '.join(FUSIONS)}")
-    if not 1 <= request.top_k <= 200:
-        raise InputError("top_k must be between 1 and 200")
-    catalog: Catalog = ctx.index.catalog
-    collection = catalog.get_collection(request.collection)
+    if not 1 <= request.top_k <= MAX_TOP_K:
+        raise InputError(f"top_k must be between 1 and {MAX_TOP_K}")
+    collection = ctx.index.catalog.get_collection(request.collection)
     condition = compile_filter(request.filter) if request.filter else None
-    embedder = ctx.embedder_for(collection)
-    timings: dict[str, float] = {}
-    result = SearchResult(hits=[], timings=timings)
-
-    use_dense = request.mode in ("hybrid", "dense")
-    use_lexical = request.mode in ("hybrid", "lexical")
+    retrievers = {"hybrid": ("dense", "lexical"), "dense": ("dense",), "lexical": ("lexical",)}
+    chosen = retrievers[request.mode]
+    warnings: list[str] = []
     if request.mode == "hybrid" and not embedder_covers(
         collection.embedder_provider, collection.embedder_model, query
     ):
-        use_dense = False
-        result.warnings.append(
+        chosen = ("lexical",)
+        warnings.append(
             f"dense retrieval skipped: {collection.embedder_model} does not cover this language"
         )
-    result.dense_used = use_dense
-    k = max(ctx.candidate_k, request.top_k)
-
-    allowed = None
-    if condition is not None:
-        allowed = await _timed(
-            timings, "filter", lambda: catalog.filtered_chunk_ids(collection.id, condition)
-        )
-        if len(allowed) == 0:
-            timings["total"] = (time.perf_counter() - started) * 1000
-            return result  # fail closed: nothing matches the filter
-
-    async def dense() -> list[tuple[int, float]]:
-        t0 = time.perf_counter()
-        embedded = await embedder.embed_query(query)
-        timings["embed"] = (time.perf_counter() - t0) * 1000
-        result.usage.append(embedded.usage)
-        store = ctx.index.store(collection)
-        return await _timed(timings, "dense", lambda: store.search(embedded.vectors[0], k, allowed))
-
-    async def lexical() -> list[tuple[int, float]]:
-        return await _timed(
-            timings,
-            "lexical",
-            lambda: ctx.index.lexical_search(collection, query, k, condition),
-        )
-
-    jobs: dict[str, Any] = {}
-    if use_dense:
-        jobs["dense"] = dense()
-    if use_lexical:
-        jobs["lexical"] = lexical()
-    lists = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
-
-    t0 = time.perf_counter()
-    weights = {"dense": 1.0, "lexical": 1.0}
-    fused = rrf(lists, weights, ctx.rrf_k) if fusion == "rrf" else zscore(lists, weights)
-    timings["fuse"] = (time.perf_counter() - t0) * 1000
-
     want_rerank = request.rerank if request.rerank is not None else ctx.reranker is not None
-    reranker = ctx.reranker if want_rerank else None
-    if want_rerank and reranker is None:
-        result.warnings.append("rerank skipped: no reranker is configured")
-    # Over-fetch a little: a vector whose chunk was deleted a moment ago is dropped below.
-    keep = fused[: max(request.top_k, RERANK_MAX_CANDIDATES) if reranker else request.top_k + 5]
-    ids = [c.chunk_id for c in keep]
-    chunks = await _timed(timings, "fetch", lambda: catalog.chunks_by_ids(ids))
-    keep = [c for c in keep if c.chunk_id in chunks]
-    if reranker is not None and keep:
-        keep = await _rerank(reranker, query, keep, chunks, result)
+    if want_rerank and ctx.reranker is None:
+        warnings.append("rerank skipped: no reranker is configured")
+    return SearchPlan(
+        query=query,
+        collection=collection,
+        condition=condition,
+        embedder=ctx.embedder_for(collection),  # refuses a collection it cannot embed for
+        retrievers=chosen,
+        fusion=fusion,
+        candidates=max(ctx.candidate_k, request.top_k),
+        reranker=ctx.reranker if want_rerank else None,
+        top_k=request.top_k,
+        warnings=tuple(warnings),
+    )
 
-    for cand in keep[: request.top_k]:
-        score = cand.scores.get("rerank", cand.fused)
-        result.hits.append(Hit(chunk=chunks[cand.chunk_id], score=score, scores=dict(cand.scores)))
-    timings["total"] = (time.perf_counter() - started) * 1000
-    return result
+
+async def _allowed_ids(
+    ctx: SearchContext, plan: SearchPlan, timer: StageTimer
+) -> np.ndarray[Any, np.dtype[np.int64]] | None:
+    """Ids of the chunks the filter admits (None: no filter)."""
+    condition = plan.condition
+    if condition is None:
+        return None
+    catalog = ctx.index.catalog
+    return await timer.in_thread(
+        "filter", lambda: catalog.filtered_chunk_ids(plan.collection.id, condition)
+    )
+
+
+async def retrieve(
+    ctx: SearchContext,
+    plan: SearchPlan,
+    allowed: np.ndarray[Any, np.dtype[np.int64]] | None,
+    timer: StageTimer,
+    result: SearchResult,
+) -> dict[str, Ranked]:
+    """Each planned retriever's ranked candidates, the retrievers running concurrently."""
+
+    async def dense() -> Ranked:
+        with timer.stage("embed"):
+            embedded = await plan.embedder.embed_query(plan.query)
+        result.usage.append(embedded.usage)
+        store = ctx.index.store(plan.collection)
+        vector = embedded.vectors[0]
+        return await timer.in_thread(
+            "dense", lambda: store.search(vector, plan.candidates, allowed)
+        )
+
+    async def lexical() -> Ranked:
+        return await timer.in_thread(
+            "lexical",
+            lambda: ctx.index.lexical_search(
+                plan.collection, plan.query, plan.candidates, plan.condition, allowed=allowed
+            ),
+        )
+
+    jobs: dict[str, Callable[[], Awaitable[Ranked]]] = {"dense": dense, "lexical": lexical}
+    ranked = await asyncio.gather(*(jobs[name]() for name in plan.retrievers))
+    return dict(zip(plan.retrievers, ranked, strict=True))
+
+
+def fuse(
+    plan: SearchPlan, lists: Mapping[str, Ranked], weights: Mapping[str, float], rrf_k: int
+) -> list[Candidate]:
+    """One ranking from the retrievers' lists, weighted per retriever."""
+    if plan.fusion == "rrf":
+        return rrf(lists, weights, rrf_k)
+    return zscore(lists, weights)
+
+
+async def select(
+    ctx: SearchContext,
+    plan: SearchPlan,
+    fused: list[Candidate],
+    timer: StageTimer,
+    result: SearchResult,
+) -> list[Hit]:
+    """The top k: fetch the candidates' chunks, rerank them when planned, cut."""
+    catalog = ctx.index.catalog
+    wanted = max(plan.top_k, RERANK_MAX_CANDIDATES) if plan.reranker else plan.top_k
+    keep = fused[: wanted + DELETED_MARGIN]
+    ids = [c.chunk_id for c in keep]
+    chunks = await timer.in_thread("fetch", lambda: catalog.chunks_by_ids(ids))
+    keep = [c for c in keep if c.chunk_id in chunks]
+    if plan.reranker is not None and keep:
+        keep = await _rerank(plan.reranker, plan.query, keep[:wanted], chunks, timer, result)
+    return [
+        Hit(
+            chunk=chunks[c.chunk_id],
+            score=c.scores.get("rerank", c.fused),
+            scores=dict(c.scores),
+        )
+        for c in keep[: plan.top_k]
+    ]
 
 
 async def _rerank(
     reranker: Reranker,
     query: str,
     keep: list[Candidate],
-    chunks: dict[int, Any],
+    chunks: Mapping[int, StoredChunk],
+    timer: StageTimer,
     result: SearchResult,
 ) -> list[Candidate]:
     """Reorder by the reranker; on failure keep the fused order and say so."""
-    t0 = time.perf_counter()
     try:
-        ranked = await reranker.rerank(query, [chunks[c.chunk_id].text for c in keep])
+        with timer.stage("rerank"):
+            ranked = await reranker.rerank(query, [chunks[c.chunk_id].text for c in keep])
     except ProviderError as exc:
         result.warnings.append(f"rerank failed, fused order kept: {exc.message}")
         return keep
-    finally:
-        result.timings["rerank"] = (time.perf_counter() - t0) * 1000
     result.usage.append(ranked.usage)
     result.reranked = True
     order: list[Candidate] = []

@@ -234,3 +234,14 @@ def test_catalog_document_text_separates_chunks_with_gaps(
     doc_id, _, _ = catalog.write_document(collection, new_document(), apart)
 
     assert catalog.document_text(doc_id) == "First part.\n\nSecond part.Glued"
+
+
+def test_catalog_database_failure_is_a_catalog_error(catalog: Catalog) -> None:
+    with catalog.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE api_keys")
+
+    with pytest.raises(CatalogError, match="no such table: api_keys") as failed:
+        catalog.list_keys()
+
+    assert failed.value.status == 503
+    assert catalog.list_collections() == []  # the rest of the catalog still answers

@@ -301,3 +301,47 @@ def test_rejects_bad_arguments() -> None:
         chunk_document(doc, max_tokens=0, overlap_sentences=0, count_tokens=len)
     with pytest.raises(ValueError):
         chunk_document(doc, max_tokens=10, overlap_sentences=-1, count_tokens=len)
+
+
+def test_table_over_budget_splits_at_rows_with_the_header_as_context() -> None:
+    header = "| Region | Revenue |\n|---|---|"
+    rows = [f"| region {i} | {i * 100} |" for i in range(40)]
+    table = "## Sales\n\n" + header + "\n" + "\n".join(rows)
+    doc = ParsedDocument(
+        text=table,
+        sections=(
+            Section("## Sales", 0, 8, ("Sales",), None, "heading"),
+            Section(table[10:], 10, len(table), ("Sales",), None, "table"),
+        ),
+        media_type="text/markdown",
+    )
+    count = HashingEmbedder().count_tokens
+
+    drafts = chunk_document(doc, max_tokens=60, overlap_sentences=1, count_tokens=count)
+
+    assert len(drafts) > 2
+    assert drafts[0].text.startswith("## Sales\n\n" + header) and drafts[0].context == ""
+    body = [line for d in drafts for line in d.text.splitlines() if line.startswith("| region")]
+    assert body == rows  # every row exactly once, in order, never cut
+    for draft in drafts[1:]:
+        assert draft.context == "## Sales\n\n" + header
+        assert draft.embed_text == f"Sales\n## Sales\n\n{header}\n{draft.text}"
+        assert count(draft.embed_text) <= 60
+        assert doc.text[draft.start : draft.end] == draft.text
+
+
+def test_heading_followed_by_subheading_opens_the_next_chunk() -> None:
+    text = "# Guide\n\n## Install\n\nRun the installer."
+    doc = ParsedDocument(
+        text=text,
+        sections=(
+            Section("# Guide", 0, 7, ("Guide",), None, "heading"),
+            Section("## Install", 9, 19, ("Guide", "Install"), None, "heading"),
+            Section("Run the installer.", 21, 39, ("Guide", "Install"), None, "text"),
+        ),
+        media_type="text/markdown",
+    )
+
+    drafts = chunk_document(doc, max_tokens=100, overlap_sentences=0, count_tokens=len)
+
+    assert [(d.text, d.heading_path) for d in drafts] == [(text, ("Guide", "Install"))]

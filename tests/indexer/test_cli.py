@@ -77,6 +77,7 @@ def test_cli_documents_json_lists_each_document(cli: Cli, docs: Path) -> None:
     )
     assert guide["size_bytes"] == (docs / "guide.md").stat().st_size
     assert len(guide["sha256"]) == 64
+    assert guide["created_at"] <= guide["updated_at"]  # the same fields as over HTTP
 
 
 def test_cli_documents_of_missing_collection_exits_3(cli: Cli) -> None:
@@ -199,3 +200,41 @@ def test_cli_ingest_while_locked_exits_with_clear_message(
     assert result.stderr.startswith(f"error: another ingest is writing to {settings.data_dir}")
     assert f"(pid {os.getpid()})" in result.stderr
     assert cli.json("documents", "-c", "docs") == {"documents": []}
+
+
+def test_cli_ingest_reports_unsupported_files_in_a_directory_as_skipped(
+    cli: Cli, docs: Path
+) -> None:
+    cli.create_collection()
+    (docs / "diagram.png").write_bytes(b"\x89PNG\r\n")
+    (docs / "old.doc").write_bytes(b"\xd0\xcf\x11\xe0")
+
+    report = cli.json("ingest", docs, "-c", "docs")
+
+    assert report["added"] == 3 and report["failed"] == []
+    assert report["skipped"] == [
+        {
+            "source": source_for_path(docs / "diagram.png"),
+            "error": "images are not indexed (no OCR); extract the text first ('diagram.png')",
+        },
+        {
+            "source": source_for_path(docs / "old.doc"),
+            "error": "legacy Word (.doc) files are not supported; save it as .docx ('old.doc')",
+        },
+    ]
+
+
+def test_cli_ingest_where_every_file_fails_leaves_no_new_collection(
+    cli: Cli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "empty.md").write_bytes(b"")
+    (folder / "slides.key").write_bytes(b"keynote")
+
+    result = cli("ingest", folder, "-c", "fresh")
+
+    assert result.exit_code == 1
+    assert "fresh: nothing was ingested; the new collection was not kept" in result.stderr
+    assert "skipped: " in result.stderr and "unsupported file type ('.key')" in result.stderr
+    assert cli.json("collections", "list") == {"collections": []}

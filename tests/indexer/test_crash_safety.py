@@ -111,7 +111,7 @@ def start_ingest(data_dir: Path, corpus: Path) -> subprocess.Popen[bytes]:
     """`ragsearch ingest` in a child process with a clean environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAGSEARCH_")}
     env.pop("ZHIPUAI_API_KEY", None)
-    argv = [sys.executable, "-c", "from indexer.cli import main; main()"]
+    argv = [sys.executable, "-c", "from indexer.cli import run; run()"]
     argv += ["--data-dir", str(data_dir), "ingest", str(corpus), "-c", "crash", "-q", "--json"]
     return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -147,6 +147,7 @@ def kill_when(children: dict[str, tuple[Path, subprocess.Popen[bytes]]]) -> dict
     return killed
 
 
+@pytest.mark.slow  # kills real ingest processes at several points
 def test_ingest_killed_at_any_moment_recovers_on_rerun(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     write_corpus(corpus)

@@ -95,7 +95,7 @@ def test_filter_matching_nothing_returns_nothing_from_either_retriever(
 ) -> None:
     condition = compile_filter({"team": "nobody"})
     allowed = index.catalog.filtered_chunk_ids(catalog_docs.id, condition)
-    query = HashingEmbedder(256).embed_query_sync("shared words")[0]
+    query = asyncio.run(HashingEmbedder(256).embed_query("shared words")).vectors[0]
     store = index.store(catalog_docs)
 
     assert len(store.search(query, 10)) == 4
@@ -109,7 +109,7 @@ def test_filter_restricts_lexical_and_dense_search_alike(
 ) -> None:
     condition = compile_filter({"team": "search"})
     allowed = index.catalog.filtered_chunk_ids(catalog_docs.id, condition)
-    query = HashingEmbedder(256).embed_query_sync("shared words")[0]
+    query = asyncio.run(HashingEmbedder(256).embed_query("shared words")).vectors[0]
 
     dense = {i for i, _ in index.store(catalog_docs).search(query, 10, allowed=allowed)}
     lexical = {i for i, _ in index.catalog.lexical_search(catalog_docs.id, "words", 10, condition)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -17,12 +18,15 @@ DIMS = 256
 MODEL = "hashing-256"
 
 
+def embed(text: str) -> np.ndarray:
+    return asyncio.run(HashingEmbedder(DIMS).embed_query(text)).vectors[0]
+
+
 def rows(texts: dict[str, list[str]], model: str | None = MODEL) -> list[dict[str, object]]:
-    embedder = HashingEmbedder(DIMS)
     out: list[dict[str, object]] = []
     for source, chunk_texts in texts.items():
         for text in chunk_texts:
-            vector = embedder.embed_query_sync(text)[0] * 3.0  # not unit length on purpose
+            vector = embed(text) * 3.0  # not unit length on purpose
             row = {"source": source, "text": text, "vector": vector.tolist()}
             row["metadata"] = {"lang": "en", "source_file": source}
             if model:
@@ -65,7 +69,7 @@ def test_import_makes_chunks_searchable_both_ways(
     lexical = index.catalog.lexical_search(target.id, "PPR-9087", 5)
     found = index.catalog.chunks_by_ids([i for i, _ in lexical])
     assert {c.source for c in found.values()} == {"kb/ppr"}
-    query = HashingEmbedder(DIMS).embed_query_sync("Apple pie needs cinnamon.")[0]
+    query = embed("Apple pie needs cinnamon.")
     best, score = index.store(target).search(query, 1)[0]
     assert index.catalog.chunks_by_ids([best])[best].text == "Apple pie needs cinnamon."
     assert score == pytest.approx(1.0, abs=1e-5)  # stored at unit length
@@ -104,7 +108,9 @@ def test_export_then_import_into_a_new_collection_round_trips(
     original = index.catalog.get_collection(collection)
     copy = index.catalog.get_collection("copy")
     for target in (original, copy):
-        query = HashingEmbedder(DIMS).embed_query_sync("Apples grow on trees in orchards.")[0]
+        query = asyncio.run(
+            HashingEmbedder(DIMS).embed_query("Apples grow on trees in orchards.")
+        ).vectors[0]
         best, _ = index.store(target).search(query, 1)[0]
         chunk = index.catalog.chunks_by_ids([best])[best]
         assert (chunk.text, chunk.source) == ("Apples grow on trees in orchards.", "kb/apples")

@@ -252,6 +252,7 @@ def test_lexical_search_finds_chinese_words_and_whole_identifiers(
     assert search_sources(index, collection, "嵌入缓存") == {"chinese.md"}
 
 
+@pytest.mark.slow  # loads the real MiniLM model
 def test_ingest_default_embedder_is_local_minilm(cli: Cli, docs: Path, index: Index) -> None:
     # The one test that loads the real model: no key, no `collections create`.
     result = cli("ingest", docs, "-c", "default", "--json")

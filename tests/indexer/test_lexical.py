@@ -101,4 +101,6 @@ def test_fts5_porter_stems_english(fts: sqlite3.Connection) -> None:
 
 def test_fts5_quotes_in_query_are_safe(fts: sqlite3.Connection) -> None:
     expr = fts_match_expression(['"PPR-9087', "OR", "NEAR(", "*"])
-    fts.execute("SELECT rowid FROM t WHERE t MATCH ?", (expr,)).fetchall()  # no syntax error
+    rows = fts.execute("SELECT rowid FROM t WHERE t MATCH ?", (expr,)).fetchall()
+
+    assert rows == [(1,)]  # no syntax error, and the operators were searched as plain words

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from indexer.providers.local import SentenceTransformerEmbedder
+
+pytestmark = pytest.mark.slow  # loads the real MiniLM model
 
 
 def test_minilm_counts_tokens_beyond_its_truncation_limit() -> None:

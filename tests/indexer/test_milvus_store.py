@@ -160,7 +160,7 @@ def test_milvus_index_ingests_reconciles_and_searches(
     try:
         repaired = reopened.store(collection)  # a writer reconciles against the catalog
         assert sorted(repaired.ids().tolist()) == chunk_ids
-        query = embedder.embed_query_sync("PPR-9087 regression")[0]
+        query = asyncio.run(embedder.embed_query("PPR-9087 regression")).vectors[0]
         hits = repaired.search(query, 3)
         assert len(hits) == 3 and all(i in chunk_ids for i, _ in hits)
         assert reopened.status(collection).consistent
@@ -214,7 +214,7 @@ def test_milvus_with_postgres_catalog_is_the_scale_out_stack(
 
         assert (first.added, again.unchanged, again.embedded) == (3, 3, 0)
         assert index.status(collection).consistent
-        query = embedder.embed_query_sync("PPR-9087")[0]
+        query = asyncio.run(embedder.embed_query("PPR-9087")).vectors[0]
         dense = {i for i, _ in index.store(collection).search(query, 50)}
         lexical = {i for i, _ in index.catalog.lexical_search(collection.id, "PPR-9087", 5)}
         assert lexical and lexical <= dense == set(index.catalog.chunk_ids(collection.id).tolist())

@@ -52,7 +52,8 @@ def pdf_bytes(writer: PdfWriter) -> bytes:
 
 def test_supported_suffixes_cover_every_format() -> None:
     assert {
-        ".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".json", ".jsonl", ".csv"
+        ".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".json", ".jsonl", ".csv",
+        ".pptx", ".xlsx", ".xlsm", ".odt", ".ods", ".odp", ".epub", ".adoc", ".asciidoc", ".asc",
     } == SUPPORTED_SUFFIXES  # fmt: skip
 
 
@@ -148,12 +149,18 @@ def test_markdown_builds_heading_paths_and_front_matter() -> None:
 def test_markdown_title_is_first_h1_without_front_matter() -> None:
     doc = parse_bytes(b"Intro.\n\n# Main { #main }\n\nBody.\n\n# Second\n\nMore.\n", "x.md")
     assert doc.title == "Main"
-    assert [s.heading_path for s in doc.sections] == [(), ("Main",), ("Second",)]
+    assert [(s.text, s.heading_path) for s in doc.sections] == [
+        ("Intro.", ()),
+        ("# Main", ("Main",)),
+        ("Body.", ("Main",)),
+        ("# Second", ("Second",)),
+        ("More.", ("Second",)),
+    ]
 
 
 def test_markdown_keeps_heading_only_document() -> None:
     doc = parse_bytes(b"# Only a heading\n", "x.md")
-    assert texts(doc) == ["Only a heading"]
+    assert texts(doc) == ["# Only a heading"]
 
 
 # --- html -----------------------------------------------------------------------------------
@@ -162,14 +169,15 @@ def test_markdown_keeps_heading_only_document() -> None:
 def test_html_extracts_blocks_under_headings() -> None:
     doc = parse_file("sample.html")
     assert doc.title == "Ragsearch Docs"
-    sections = {s.text: s.heading_path for s in doc.sections}
-    assert sections["Intro paragraph across lines."] == ("Ragsearch",)
+    sections = {s.text: (s.heading_path, s.kind) for s in doc.sections}
+    assert sections["# Ragsearch"] == (("Ragsearch",), "heading")
+    assert sections["Intro paragraph across lines."] == (("Ragsearch",), "text")
     linux = ("Ragsearch", "Install", "On Linux")
-    assert sections["Nested step"] == linux
-    assert sections["pip install ragsearch\n  --upgrade"] == linux
-    assert sections["OS | Status"] == linux
-    assert sections["Linux | Supported"] == linux
-    assert sections["Quoted line\nsecond line"] == ("Ragsearch", "Usage")
+    assert sections["### On Linux"] == (linux, "heading")
+    assert sections["- First step\n- Second step\n  - Nested step"] == (linux, "list")
+    assert sections["```\npip install ragsearch\n  --upgrade\n```"] == (linux, "code")
+    assert sections["| OS | Status |\n|---|---|\n| Linux | Supported |"] == (linux, "table")
+    assert sections["Quoted line\nsecond line"] == (("Ragsearch", "Usage"), "text")
     assert {"Term", "Definition", "Loose text in a div"} <= set(sections)
     for dropped in ("hidden", "color: red", "Menu item", "site header", "Copyright"):
         assert dropped not in doc.text
@@ -246,11 +254,17 @@ def test_pdf_with_only_owner_password_opens() -> None:
 def test_docx_builds_heading_paths_and_tables() -> None:
     doc = parse_file("sample.docx")
     assert doc.title == "Ragsearch Guide"
+    guide, install = ("Ragsearch Guide",), ("Ragsearch Guide", "Install")
+    linux = ("Ragsearch Guide", "Install", "On Linux")
     assert [(s.text, s.heading_path) for s in doc.sections] == [
-        ("An introduction before any heading.", ("Ragsearch Guide",)),
-        ("Use pip to install the package.", ("Ragsearch Guide", "Install")),
-        ("Run the installer as a normal user.", ("Ragsearch Guide", "Install", "On Linux")),
-        ("OS | Status\nLinux | Supported", ("Ragsearch Guide", "Install", "On Linux")),
+        ("# Ragsearch Guide", guide),
+        ("An introduction before any heading.", guide),
+        ("## Install", install),
+        ("Use pip to install the package.", install),
+        ("### On Linux", linux),
+        ("Run the installer as a normal user.", linux),
+        ("| OS | Status |\n|---|---|\n| Linux | Supported |", linux),
+        ("## Usage", ("Ragsearch Guide", "Usage")),
         ("Search with the CLI.", ("Ragsearch Guide", "Usage")),
     ]
 

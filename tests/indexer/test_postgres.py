@@ -189,7 +189,7 @@ def test_postgres_reopening_keeps_data_and_reconciles_vectors(
     try:
         store = reopened.store(coll)
         assert sorted(store.ids().tolist()) == sorted(reopened.catalog.chunk_ids(coll.id).tolist())
-        query = HashingEmbedder(256).embed_query_sync("PPR-9087")[0]
+        query = asyncio.run(HashingEmbedder(256).embed_query("PPR-9087")).vectors[0]
         assert store.search(query, 1)[0][0] in reopened.catalog.chunk_ids(coll.id)
         assert np.all(reopened.catalog.chunk_ids(coll.id) > 0)
     finally:

@@ -22,7 +22,7 @@ def ingest(index: Index, collection: Collection, texts: dict[str, str]) -> None:
 
 
 def dense_ids(index: Index, collection: Collection, text: str) -> list[int]:
-    query = HashingEmbedder(256).embed_query_sync(text)[0]
+    query = asyncio.run(HashingEmbedder(256).embed_query(text)).vectors[0]
     return [chunk_id for chunk_id, _ in index.store(collection).search(query, 50)]
 
 

@@ -16,7 +16,7 @@ from indexer.ingest import Ingestor, discover
 from indexer.providers.factory import EmbedderCache, EmbedderSpec
 from indexer.records import IngestReport
 from indexer.settings import Settings
-from service.cli import main
+from service.cli import build_cli
 from tests.fakes.zhipu_server import FakeZhipu
 
 
@@ -125,7 +125,8 @@ def test_zhipu_wrong_key_tells_the_user_and_hides_the_key(
     monkeypatch.setenv("ZHIPUAI_API_KEY", "wrong-id.wrong-secret")
     monkeypatch.setenv("RAGSEARCH_ZHIPU_BASE_URL", fake_zhipu.base_url)
     result = CliRunner().invoke(
-        main, ["--data-dir", str(tmp_path / "data"), "ingest", str(docs), "-c", "kb", "--json"]
+        build_cli(),
+        ["--data-dir", str(tmp_path / "data"), "ingest", str(docs), "-c", "kb", "--json"],
     )
     assert result.exit_code == 1
     assert "ZHIPUAI_API_KEY" in result.output
@@ -169,7 +170,7 @@ def test_zhipu_collection_dimension_cannot_change(
     docs = _write_docs(tmp_path / "docs", 1)
     _ingest(zhipu_settings, docs)
     result = CliRunner().invoke(
-        main,
+        build_cli(),
         [
             "--data-dir",
             str(zhipu_settings.data_dir),

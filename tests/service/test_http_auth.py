@@ -22,13 +22,6 @@ def two(loaded: TestClient) -> TestClient:
     return loaded
 
 
-@pytest.fixture
-def service_cli(cli: Cli) -> Cli:
-    import service.cli  # noqa: F401 - adds `serve` and `keys` to the group
-
-    return cli
-
-
 def test_without_keys_everything_is_open(two: TestClient) -> None:
     assert two.post("/v1/search", json=SEARCH).status_code == 200
     assert two.get("/metrics").status_code == 200
@@ -78,12 +71,12 @@ def test_key_limited_to_a_collection_cannot_touch_another(
     assert [c["name"] for c in listed] == ["docs"]
 
 
-def test_revoked_key_stops_working(two: TestClient, settings: Settings, service_cli: Cli) -> None:
+def test_revoked_key_stops_working(two: TestClient, settings: Settings, cli: Cli) -> None:
     new_key(settings, "ops", ["admin"])
     key = bearer(new_key(settings, "temp", ["read"]))
     assert two.post("/v1/search", json=SEARCH, headers=key).status_code == 200
 
-    assert service_cli("keys", "revoke", "temp").exit_code == 0
+    assert cli("keys", "revoke", "temp").exit_code == 0
 
     assert_error(two.post("/v1/search", json=SEARCH, headers=key), 401, "unauthorized")
 
@@ -139,8 +132,8 @@ def test_rate_limit_is_429_until_the_bucket_refills(
     assert two.post("/v1/search", json=SEARCH, headers=headers).status_code == 200
 
 
-def test_keys_cli_creates_lists_and_revokes(service_cli: Cli, loaded: TestClient) -> None:
-    created = service_cli(
+def test_keys_cli_creates_lists_and_revokes(cli: Cli, loaded: TestClient) -> None:
+    created = cli(
         "keys", "create", "site", "--widget", "-c", "docs", "--origin", SITE, "--rate", "30"
     )
     assert created.exit_code == 0, created.stderr
@@ -148,7 +141,7 @@ def test_keys_cli_creates_lists_and_revokes(service_cli: Cli, loaded: TestClient
     assert secret.startswith("rsk_") and len(secret) > 40
     assert "not shown again" in created.stderr
 
-    listed = service_cli.json("keys", "list")["keys"]
+    listed = cli.json("keys", "list")["keys"]
     assert [(k["name"], k["kind"], k["scopes"], k["collections"]) for k in listed] == [
         ("site", "widget", ["read"], ["docs"])
     ]
@@ -159,8 +152,8 @@ def test_keys_cli_creates_lists_and_revokes(service_cli: Cli, loaded: TestClient
 
     headers = {**bearer(secret), "Origin": SITE}
     assert loaded.post("/v1/search", json=SEARCH, headers=headers).status_code == 200
-    assert service_cli("keys", "revoke", "site").exit_code == 0
-    assert service_cli.json("keys", "list")["keys"] == []
+    assert cli("keys", "revoke", "site").exit_code == 0
+    assert cli.json("keys", "list")["keys"] == []
 
 
 @pytest.mark.parametrize(
@@ -173,15 +166,15 @@ def test_keys_cli_creates_lists_and_revokes(service_cli: Cli, loaded: TestClient
         ("-c", "missing"),  # unknown collection
     ],
 )
-def test_keys_cli_refuses_bad_keys(service_cli: Cli, loaded: TestClient, args: tuple[str]) -> None:
-    result = service_cli("keys", "create", "k", *args)
+def test_keys_cli_refuses_bad_keys(cli: Cli, loaded: TestClient, args: tuple[str]) -> None:
+    result = cli("keys", "create", "k", *args)
 
     assert result.exit_code in (2, 3), result.stdout
     assert result.stderr.startswith("error: ")
 
 
-def test_serve_refuses_a_public_address_without_keys(service_cli: Cli) -> None:
-    result = service_cli("serve", "--host", "0.0.0.0", "--port", "1")
+def test_serve_refuses_a_public_address_without_keys(cli: Cli) -> None:
+    result = cli("serve", "--host", "0.0.0.0", "--port", "1")
 
     assert result.exit_code == 2
     assert "no API key exists, so refusing to bind to 0.0.0.0" in result.stderr

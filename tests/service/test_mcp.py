@@ -20,7 +20,7 @@ from indexer.index import Index
 from indexer.settings import Settings
 from service.http.app import create_app
 from service.http.auth import create_key
-from service.http.openai_api import tool_definitions
+from service.http.tools import tool_definitions
 from tests.service.chatbots import LiveServer, build_corpus, source_names
 
 QUESTION = "How often are logs rotated?"

@@ -16,12 +16,11 @@ from starlette.datastructures import UploadFile
 from indexer.errors import InputError, ParseError, PayloadTooLarge, UnsupportedMediaType
 from indexer.ingest import Ingestor, SourceItem, delete_documents
 from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
-from indexer.records import Document
 from indexer.settings import Settings
 from service.http.deps import EngineDep, PrincipalDep, authorize, forbid_widget, writing
 from service.http.schemas import ERROR_RESPONSES, TextDocumentBody
 
-__all__ = ["document_info", "router"]
+__all__ = ["router"]
 
 router = APIRouter(
     prefix="/v1/collections/{name}/documents", tags=["documents"], responses=ERROR_RESPONSES
@@ -53,21 +52,6 @@ _UPLOAD_BODY = {
         },
     }
 }
-
-
-def document_info(d: Document) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "source": d.source,
-        "title": d.title,
-        "chunks": d.chunk_count,
-        "media_type": d.media_type,
-        "metadata": d.metadata,
-        "size_bytes": d.size_bytes,
-        "sha256": d.content_sha256,
-        "created_at": d.created_at,
-        "updated_at": d.updated_at,
-    }
 
 
 @router.post("", openapi_extra=_UPLOAD_BODY, status_code=201)
@@ -176,7 +160,7 @@ async def list_documents(
         collection = catalog.get_collection(name)
         docs = catalog.list_documents(collection.id, limit=limit, offset=offset)
         return {
-            "documents": [document_info(d) for d in docs],
+            "documents": [d.as_dict() for d in docs],
             "total": catalog.count_documents(collection.id),
             "limit": limit,
             "offset": offset,
@@ -201,7 +185,7 @@ async def get_document(
     def read() -> dict[str, Any]:
         collection = catalog.get_collection(name)
         doc = catalog.get_document(collection.id, document_id)
-        return {**document_info(doc), "text": catalog.document_text(doc.id)}
+        return {**doc.as_dict(), "text": catalog.document_text(doc.id)}
 
     return await asyncio.to_thread(read)
 

@@ -1,0 +1,123 @@
+"""What every `ragsearch` command shares: the group, settings, errors, JSON output, the index.
+
+Data goes to stdout (`--json` for machines), progress and errors to stderr. Heavy modules load
+inside the commands, so `ragsearch ingest` never loads the web stack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from indexer.errors import RagsearchError
+from indexer.settings import Settings
+
+if TYPE_CHECKING:
+    from indexer.index import Index
+
+__all__ = [
+    "AppContext",
+    "emit_json",
+    "new_group",
+    "notice_default",
+    "open_index",
+    "pass_app",
+    "reports_errors",
+    "writing",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AppContext:
+    """What every command gets: settings read once from flags and the environment."""
+
+    def __init__(self, data_dir: Path | None) -> None:
+        overrides: dict[str, Any] = {}
+        if data_dir is not None:
+            overrides["data_dir"] = data_dir
+        self.settings = Settings(**overrides)
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def new_group(commands: Iterable[click.Command]) -> click.Group:
+    """The `ragsearch` group (`--data-dir`, `--version`, `--help`) holding `commands`."""
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]}, commands=list(commands))
+    @click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Data directory (default ./ragsearch-data, or RAGSEARCH_DATA_DIR).",
+    )
+    @click.version_option(package_name="ragsearch")
+    @click.pass_context
+    def ragsearch(ctx: click.Context, data_dir: Path | None) -> None:
+        """ragsearch: put documents in, get cited answers out."""
+        # pypdf logs every recoverable oddity of a PDF; a file that truly fails is reported.
+        logging.getLogger("pypdf").setLevel(logging.ERROR)
+        ctx.obj = AppContext(data_dir)
+
+    return ragsearch
+
+
+def reports_errors(func: F) -> F:
+    """Print a RagsearchError as one line on stderr and exit with its code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RagsearchError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: what was committed is kept; run again to finish", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@contextmanager
+def open_index(settings: Settings, *, writer: bool) -> Iterator[Index]:
+    from indexer.index import Index
+
+    index = Index(settings, writer=writer)
+    try:
+        yield index
+    finally:
+        index.close()
+
+
+@contextmanager
+def writing(settings: Settings) -> Iterator[Index]:
+    """The index opened for writing, under the data directory's writer lock."""
+    from indexer.writer_lock import WriterLock
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with WriterLock(settings.data_dir), open_index(settings, writer=True) as index:
+        yield index
+
+
+def notice_default(settings: Settings) -> None:
+    """Say once that, with no Zhipu key, the embedded default model is used."""
+    if not settings.has_zhipu_key:
+        click.echo(
+            "note: no ZHIPUAI_API_KEY set, using the embedded default "
+            f"({settings.local_embedding_model}, runs locally)",
+            err=True,
+        )

@@ -1,0 +1,76 @@
+"""Function calling: OpenAI / GLM tool definitions for `/v1/search` and `/v1/answer`, served at
+`/v1/tools` so a chat client can let its model call ragsearch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from service.http.deps import PrincipalDep, authorize
+from service.http.openai_api import OpenAIRoute
+from service.http.schemas import FILTER_DOC
+from service.query.records import ANSWER_TOP_K, MAX_TOP_K, SEARCH_TOP_K
+
+__all__ = ["router", "tool_definitions"]
+
+router = APIRouter(route_class=OpenAIRoute, tags=["openai-compatible"])
+
+
+def tool_definitions() -> list[dict[str, Any]]:
+    """OpenAI / GLM function definitions for `/v1/search` and `/v1/answer`."""
+    common: dict[str, Any] = {
+        "query": {"type": "string", "description": "The search query or question."},
+        "collection": {"type": "string", "description": "The collection to use."},
+        "filter": {"type": "object", "description": FILTER_DOC},
+    }
+    search_params = {
+        **common,
+        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": SEARCH_TOP_K},
+        "mode": {"type": "string", "enum": ["hybrid", "dense", "lexical"], "default": "hybrid"},
+    }
+    answer_params = {
+        **common,
+        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": ANSWER_TOP_K},
+    }
+    return [
+        _function(
+            "search",
+            "Search the knowledge base: ranked passages with their source, title and text.",
+            search_params,
+        ),
+        _function(
+            "answer",
+            "Answer a question from the knowledge base, citing sources as [n].",
+            answer_params,
+        ),
+    ]
+
+
+def _function(name: str, description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {
+                "type": "object",
+                "properties": properties,
+                "required": ["query", "collection"],
+            },
+        },
+    }
+
+
+@router.get("/v1/tools", summary="Function-calling definitions for search and answer")
+async def list_tools(principal: PrincipalDep) -> dict[str, Any]:
+    """`tools` to pass to an OpenAI/GLM chat request; `endpoints` says where each call goes
+    (POST the function's arguments as the JSON body)."""
+    authorize(principal, "read")
+    return {
+        "tools": tool_definitions(),
+        "endpoints": {
+            "search": {"method": "POST", "path": "/v1/search"},
+            "answer": {"method": "POST", "path": "/v1/answer"},
+        },
+    }
