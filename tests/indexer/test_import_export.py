@@ -186,3 +186,13 @@ def test_import_refuses_a_source_split_across_the_file(
     result = expect(cli("import", file, "-c", collection), 2)
 
     assert "not consecutive" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text", ["hello world", "北京是中华人民共和国的首都", "mixed 中文 😀 ok", ""]
+)
+def test_import_token_estimate_is_zhipus(text: str) -> None:
+    from indexer.importer import estimate_tokens
+    from indexer.providers import zhipu
+
+    assert estimate_tokens(text) == zhipu.estimate_tokens(text)
