@@ -15,6 +15,7 @@ longer has.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from indexer.vectors.milvus_store import MilvusStore, collection_name, connect, 
 # ~30 MB at 384 dimensions) are cheap to rewrite and are saved after every write.
 SAVE_FRACTION = 0.25
 SAVE_ALWAYS_BELOW = 20_000
+LEXICAL_COMMIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,9 @@ class Index:
         self._lock = threading.Lock()  # guards the dicts above
         self._opening = threading.Lock()  # one first open at a time
         self._refreshing: dict[int, threading.Lock] = {}
-        self._lexicons: dict[int, tuple[int, TantivyLexicon]] = {}  # (revision seen, index)
+        self._lexicons: dict[int, TantivyLexicon] = {}
+        self._uncommitted: dict[int, SyncState] = {}  # a writer's state awaiting a commit
+        self._committed_at: dict[int, float] = {}
         self._caught_up: dict[int, int] = {}  # highest chunk id a writer's catch-up indexed
         self.reloads = 0  # full loads of a vector file (open, or a log pruned past a reader)
         if not writer:
@@ -103,7 +107,9 @@ class Index:
     def close(self) -> None:
         """Save what a writer has not saved yet, then close the catalog and Milvus."""
         try:
-            for _, lexicon in self._lexicons.values():
+            for collection_id in list(self._uncommitted):
+                self._commit_lexical(collection_id)
+            for lexicon in self._lexicons.values():
                 lexicon.release()
             if self.writer:
                 for held in list(self._held.values()):
@@ -202,11 +208,11 @@ class Index:
             self._held[collection.id] = held
             unsaved = self._unsaved.get(collection.id, 0) + changes
             self._unsaved[collection.id] = unsaved
-            lexical = self._lexicons.get(collection.id)
-        if lexical is not None:
-            lexical[1].commit(SyncState(held.high_id, held.tombstone))
-            with self._lock:
-                self._lexicons[collection.id] = (revision, lexical[1])
+            if collection.id in self._lexicons:
+                self._uncommitted[collection.id] = SyncState(held.high_id, held.tombstone)
+        # A tantivy commit writes a segment: at most one a second during a long run.
+        if time.monotonic() - self._committed_at.get(collection.id, 0.0) >= LEXICAL_COMMIT_SECONDS:
+            self._commit_lexical(collection.id)
         if store.dirty and (
             len(store) < SAVE_ALWAYS_BELOW or unsaved >= SAVE_FRACTION * len(store)
         ):
@@ -230,10 +236,11 @@ class Index:
             held = self._held.pop(collection.id, None)
             self._unsaved.pop(collection.id, None)
             lexical = self._lexicons.pop(collection.id, None)
+            self._uncommitted.pop(collection.id, None)
         store = held.store if held else self._path(collection)
         store.delete_file()
         if lexical is not None:
-            lexical[1].delete_files()
+            lexical.delete_files()
         elif self.settings.uses_tantivy:
             TantivyLexicon(self._lexical_path(collection)).delete_files()
 
@@ -248,7 +255,6 @@ class Index:
         catalog (see `indexer.lexical_sync`); a reader only reopens its searcher."""
         if not self.settings.uses_tantivy:
             return None
-        revision = self.catalog.revision(collection.id)
         with self._lock:
             found = self._lexicons.get(collection.id)
         if found is None:
@@ -256,26 +262,31 @@ class Index:
                 with self._lock:
                     found = self._lexicons.get(collection.id)
                 if found is None:
-                    lexicon = TantivyLexicon(self._lexical_path(collection))
+                    found = TantivyLexicon(self._lexical_path(collection))
                     if self.writer:
-                        state = catch_up(lexicon, self.catalog.engine, collection.id)
+                        state = catch_up(found, self.catalog.engine, collection.id)
                         self._caught_up[collection.id] = state.high_id
-                    found = (revision, lexicon)
                     with self._lock:
                         self._lexicons[collection.id] = found
-        if found[0] < revision:
-            found[1].reload()
-            with self._lock:
-                self._lexicons[collection.id] = (revision, found[1])
-        return found[1]
+        found.refresh()
+        return found
+
+    def _commit_lexical(self, collection_id: int) -> None:
+        with self._lock:
+            state = self._uncommitted.pop(collection_id, None)
+            lexicon = self._lexicons.get(collection_id)
+        if state is not None and lexicon is not None:
+            lexicon.commit(state)
+            self._committed_at[collection_id] = time.monotonic()
 
     def finish_writing(self, collection: Collection) -> None:
-        """End a run of writes: the tantivy writer (committed by `mark_current`) lets go of
-        its directory lock, which another process's writer may need next."""
+        """End a run of writes: commit the tantivy index and let go of its directory lock,
+        which another process's writer may need next."""
+        self._commit_lexical(collection.id)
         with self._lock:
             found = self._lexicons.get(collection.id)
         if found is not None:
-            found[1].release()
+            found.release()
 
     def write_lexical(
         self,

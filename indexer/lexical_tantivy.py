@@ -71,6 +71,7 @@ class TantivyLexicon:
         self._writer: Any = None
         self._index = self._open()
         self._searcher = self._index.searcher()
+        self._seen = self._state_stamp()
 
     def _open(self) -> Any:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -100,6 +101,21 @@ class TantivyLexicon:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"high_id": state.high_id, "tombstone": state.tombstone}))
         os.replace(tmp, target)
+
+    def _state_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = (self.path / _STATE_FILE).stat()
+        except OSError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns)
+
+    def refresh(self) -> None:
+        """Reopen the searcher if a writer (of any process) committed since: the state file
+        is replaced after every commit, so one `stat` per query tells."""
+        stamp = self._state_stamp()
+        if stamp != self._seen:
+            self.reload()
+            self._seen = stamp
 
     def num_docs(self) -> int:
         return int(self._searcher.num_docs)
@@ -141,6 +157,7 @@ class TantivyLexicon:
             self._writer.commit()
         self._write_state(state)
         self.reload()
+        self._seen = self._state_stamp()
 
     def release(self) -> None:
         """Drop uncommitted writes, finish merges and free the directory's writer lock, so
