@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from typing import Any
+from urllib.parse import unquote
 
 from lxml import etree
 from selectolax.lexbor import LexborHTMLParser
@@ -40,7 +41,7 @@ def _spine(archive: Any) -> tuple[list[str], str | None]:
     opf = _xml(read_entry(archive, opf_path, _KIND), opf_path)
     base = posixpath.dirname(opf_path)
     manifest = {
-        item.get("id"): posixpath.normpath(posixpath.join(base, item.get("href", "")))
+        item.get("id"): posixpath.normpath(posixpath.join(base, unquote(item.get("href", ""))))
         for item in opf.iter(f"{_OPF}item")
     }
     chapters = [

@@ -1,4 +1,4 @@
-"""JSON, JSON Lines and CSV: one section per record or row."""
+"""JSON and JSON Lines (one section per record) and CSV (one Markdown table)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from indexer.errors import ParseError
 from indexer.parsers.decoding import decode_text
+from indexer.parsers.markup import markdown_table
 from indexer.parsers.sections import SectionBuilder, clean_heading, normalize_text
 from indexer.records import ParsedDocument
 
@@ -141,10 +142,10 @@ def _delimiter(sample: str) -> str:
 
 
 def parse_csv(data: bytes) -> ParsedDocument:
-    """Parse CSV: the first row is the header; each data row becomes `header: value` lines.
+    """Parse CSV into one Markdown table; the first row is its header.
 
-    The delimiter (comma, semicolon, tab or pipe) is sniffed; ragged rows are tolerated,
-    extra cells get `column N` names.
+    The delimiter (comma, semicolon, tab or pipe) is sniffed; ragged rows are padded to the
+    widest row. Chunking splits a long table at rows and repeats the header in every piece.
     """
     text = normalize_text(decode_text(data))
     delimiter = _delimiter(text[:_SNIFF_CHARS])
@@ -156,17 +157,12 @@ def parse_csv(data: bytes) -> ParsedDocument:
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if not rows:
         raise ParseError("CSV has no rows")
-    header = [cell.strip() or f"column {i}" for i, cell in enumerate(rows[0], start=1)]
-    for row in rows[1:]:
-        lines = []
-        for index, cell in enumerate(row):
-            name = header[index] if index < len(header) else f"column {index + 1}"
-            if cell.strip():
-                lines.append(f"{name}: {' '.join(cell.split())}")
-        builder.add("\n".join(lines))
-    if len(rows) == 1:
-        builder.add(" | ".join(header))
+    builder.add(markdown_table(rows), kind="table")
     return builder.build(
-        metadata={"columns": header, "rows": len(rows) - 1, "delimiter": delimiter},
+        metadata={
+            "columns": [cell.strip() for cell in rows[0]],
+            "rows": len(rows) - 1,
+            "delimiter": delimiter,
+        },
         empty_message="CSV has no text",
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfWriter
 
+from indexer.chunking import chunk_document
 from indexer.errors import ParseError, UnsupportedMediaType
 from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for, parse_bytes
 from indexer.records import ParsedDocument
@@ -321,17 +322,31 @@ def test_jsonl_malformed_line_names_line_number() -> None:
 def test_csv_sniffs_delimiter_and_tolerates_ragged_rows() -> None:
     doc = parse_file("sample.csv")
     assert texts(doc) == [
-        "name: Ada\ncity: London\nnote: first",
-        "name: Linus\ncity: Helsinki",
-        "name: Grace\ncity: Arlington\nnote: x\ncolumn 4: extra",
+        "| name | city | note |  |\n"
+        "|---|---|---|---|\n"
+        "| Ada | London | first |  |\n"
+        "| Linus | Helsinki |  |  |\n"
+        "| Grace | Arlington | x | extra |"
     ]
-    assert doc.metadata["delimiter"] == ";"
+    assert [s.kind for s in doc.sections] == ["table"]
+    assert doc.metadata == {"columns": ["name", "city", "note"], "rows": 3, "delimiter": ";"}
 
 
 @pytest.mark.parametrize("delimiter", [",", "\t", "|"])
 def test_csv_reads_common_delimiters(delimiter: str) -> None:
-    data = delimiter.join(["a", "b"]) + "\n" + delimiter.join(["1", '"x, y"']) + "\n"
-    assert texts(parse_bytes(data.encode(), "t.csv")) == ["a: 1\nb: x, y"]
+    data = delimiter.join(["a", "b"]) + "\n" + delimiter.join(["1", '"x, y|z"']) + "\n"
+    assert texts(parse_bytes(data.encode(), "t.csv")) == ["| a | b |\n|---|---|\n| 1 | x, y\\|z |"]
+
+
+def test_csv_long_table_is_chunked_with_its_header_repeated() -> None:
+    rows = "".join(f"{n},item number {n} with a few words\n" for n in range(400))
+    doc = parse_bytes(("id,description\n" + rows).encode(), "long.csv")
+    chunks = chunk_document(doc, max_tokens=200, overlap_sentences=0, count_tokens=len)
+    assert len(chunks) > 3
+    header = "| id | description |\n|---|---|"
+    assert chunks[0].text.startswith(header)
+    assert all(c.context == header and header in c.embed_text for c in chunks[1:])
+    assert chunks[-1].text.endswith("| 399 | item number 399 with a few words |")
 
 
 # --- error cases shared by all formats ------------------------------------------------------

@@ -147,7 +147,7 @@ def test_odt_headings_nested_lists_and_spanned_cells() -> None:
     )
 
 
-def _epub(chapter: str) -> bytes:
+def _epub(chapter: str, href: str = "text/c1.xhtml", path: str = "text/c1.xhtml") -> bytes:
     return _zip(
         {
             "mimetype": "application/epub+zip",
@@ -158,10 +158,10 @@ def _epub(chapter: str) -> bytes:
             "OEBPS/book.opf": (
                 '<package xmlns="http://www.idpf.org/2007/opf" '
                 'xmlns:dc="http://purl.org/dc/elements/1.1/"><metadata><dc:title>检索之书</dc:title>'
-                '</metadata><manifest><item id="c1" href="text/c1.xhtml"/></manifest>'
+                f'</metadata><manifest><item id="c1" href="{href}"/></manifest>'
                 '<spine><itemref idref="c1"/></spine></package>'
             ),
-            "OEBPS/text/c1.xhtml": chapter,
+            f"OEBPS/{path}": chapter,
         }
     )
 
@@ -171,6 +171,14 @@ def test_epub_reads_chapters_in_spine_order_including_chinese() -> None:
     doc = parse_bytes(_epub(chapter), "book.epub")
     assert doc.title == "检索之书"
     assert doc.text == "# 第一章\n\n检索增强生成把搜索和模型结合起来。"
+
+
+def test_epub_decodes_url_encoded_chapter_links() -> None:
+    chapter = "<html><body><p>Chapter one text.</p></body></html>"
+    doc = parse_bytes(
+        _epub(chapter, "text/chapter%20one.xhtml", "text/chapter one.xhtml"), "b.epub"
+    )
+    assert doc.text == "Chapter one text."
 
 
 def test_asciidoc_titles_lists_tables_and_listings() -> None:

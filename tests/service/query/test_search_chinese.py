@@ -18,7 +18,7 @@ from service.query.records import AnswerRequest, SearchRequest
 
 pytestmark = pytest.mark.slow  # loads the real MiniLM model
 
-CMRC = Path(__file__).resolve().parent.parent / "data" / "cmrc_small.jsonl"
+CMRC = Path(__file__).resolve().parents[2] / "data" / "cmrc_small.jsonl"
 RECORDS = [json.loads(line) for line in CMRC.read_text(encoding="utf-8").splitlines()]
 
 

@@ -23,7 +23,7 @@ from service.query.evaluation import (
     recall_at,
 )
 
-TINY = Path(__file__).resolve().parent.parent / "data" / "beir_tiny"
+TINY = Path(__file__).resolve().parents[2] / "data" / "beir_tiny"
 
 
 def test_load_dataset_keeps_judged_queries_and_positive_qrels() -> None:
