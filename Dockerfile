@@ -1,5 +1,6 @@
 # ragsearch: the HTTP service on the embedded default (MiniLM on CPU), or Zhipu with a key.
 #   docker build -t ragsearch .
+#   docker run --rm -v ragsearch-data:/data ragsearch keys create ops --scope admin
 #   docker run -p 8000:8000 -v ragsearch-data:/data ragsearch
 #   docker run --rm -v ragsearch-data:/data -v "$PWD/docs:/docs:ro" ragsearch ingest /docs -c handbook
 FROM python:3.11-slim AS base
@@ -32,5 +33,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz').status == 200 else 1)"
 
 ENTRYPOINT ["ragsearch"]
-# Binding beyond localhost needs API keys (ragsearch keys create) or --allow-open.
-CMD ["serve", "--allow-open"]
+# The container binds 0.0.0.0, so it serves only with API keys: without one `serve` exits
+# with a message saying to run `ragsearch keys create` first. It never starts open.
+CMD ["serve"]

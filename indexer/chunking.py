@@ -13,10 +13,36 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from indexer.errors import PayloadTooLarge
 from indexer.records import ChunkDraft, ParsedDocument, Section
 from indexer.sentences import CJK_CHARS, split_sentences
 
 CountTokens = Callable[[str], int]
+
+# The character budget beside the token budget: a chunk of N tokens holds at most
+# N * CHARS_PER_TOKEN characters. Tokenizers saturate on a giant "word" (WordPiece turns any
+# word over 100 characters into one [UNK]), so a token count alone let a 2 MB line of one
+# word through as a single 2 MB chunk. English runs ~4.5 characters per token, so real text
+# still meets the token budget first.
+CHARS_PER_TOKEN = 8
+
+
+def with_char_budget(count_tokens: CountTokens, max_tokens: int | None = None) -> CountTokens:
+    """`count_tokens`, raised to at least ceil(characters / CHARS_PER_TOKEN).
+
+    Sub-additive when `count_tokens` is (a maximum of sub-additive counts is). Text whose
+    characters alone exceed `max_tokens` is over any budget whatever its tokens: it is not
+    tokenized (a 2 MB line would cost the tokenizer seconds for nothing).
+    """
+
+    def count(text: str) -> int:
+        by_chars = -(-len(text) // CHARS_PER_TOKEN)
+        if max_tokens is not None and by_chars > max_tokens:
+            return by_chars
+        return max(count_tokens(text), by_chars)
+
+    return count
+
 
 # Last-resort split units for a sentence over budget: one CJK character with any punctuation
 # after it (so `。` is never cut off alone), or a run of other non-space characters (a word, a
@@ -43,6 +69,7 @@ class _Chunker:
         page: int | None,
         out: list[ChunkDraft],
         trust_sums: bool = False,
+        max_chunks: int | None = None,
     ) -> None:
         self.text = text
         self.trust_sums = trust_sums
@@ -51,6 +78,7 @@ class _Chunker:
         self.heading_path = heading_path
         self.page = page
         self.out = out
+        self.max_chunks = max_chunks
         self.prefix = " > ".join(heading_path) + "\n" if heading_path else ""
         heading_cost = count_tokens(self.prefix) if self.prefix else 0
         # An absurdly long heading path would leave the text almost no room; it is counted
@@ -86,6 +114,11 @@ class _Chunker:
         return n
 
     def emit(self, start: int, end: int, tokens: int) -> None:
+        if self.max_chunks is not None and len(self.out) >= self.max_chunks:
+            raise PayloadTooLarge(
+                f"document makes more than {self.max_chunks:,} chunks "
+                "(the limit is RAGSEARCH_MAX_CHUNKS_PER_DOCUMENT)"
+            )
         context = ""
         if self._table_header is not None and start >= self._table_header[0]:
             context = self._table_header[1]
@@ -281,10 +314,12 @@ class _Chunker:
 
     def characters(self, unit: _Unit) -> None:
         """Split one unbreakable word over budget into the longest fitting character runs."""
-        lo, end = unit.start, unit.end
-        while lo < end:
+        lo, stop = unit.start, unit.end
+        while lo < stop:
             # Binary search the longest fitting prefix; one character is taken even if it
-            # alone exceeds the budget, since nothing smaller exists.
+            # alone exceeds the budget, since nothing smaller exists. No prefix longer than
+            # the character budget can fit, so the search never counts more than that.
+            end = min(stop, lo + self.budget * CHARS_PER_TOKEN)
             good, bad = lo + 1, end + 1
             if self.fits(lo, end) is not None:
                 good = end
@@ -335,6 +370,7 @@ def chunk_document(
     overlap_sentences: int,
     count_tokens: Callable[[str], int],
     additive: bool = False,
+    max_chunks: int | None = None,
 ) -> list[ChunkDraft]:
     """Cut `doc` into chunks of at most `max_tokens` tokens, following its structure.
 
@@ -346,7 +382,8 @@ def chunk_document(
     permitting); a table over budget is split at rows, later pieces carrying its header rows
     as `context`; a sentence over budget is split at words, or characters for CJK.
 
-    Guarantees: `doc.text[c.start:c.end] == c.text`, `count_tokens(c.text) <= max_tokens`
+    Guarantees: `doc.text[c.start:c.end] == c.text`, `count_tokens(c.text) <= max_tokens`,
+    `len(c.text) <= max_tokens * CHARS_PER_TOKEN` (even where the tokenizer saturates)
     and `count_tokens(c.embed_text) <= max_tokens` (the heading path's tokens are taken
     from the budget; a heading path costing over half of `max_tokens` is counted as half
     and only the text is held to the budget). No chunk is empty or whitespace-only.
@@ -355,11 +392,14 @@ def chunk_document(
     whitespace (`count(a + b) <= count(a) + count(b)`; true of WordPiece and of rounded-up
     estimates): a chunk is then sized from the counts of its sentences and the whitespace
     between them instead of being counted again, about halving the tokenizer work.
+
+    More than `max_chunks` chunks raise PayloadTooLarge as soon as the limit is passed.
     """
     if max_tokens < 1:
         raise ValueError("max_tokens must be at least 1")
     if overlap_sentences < 0:
         raise ValueError("overlap_sentences must not be negative")
+    count_tokens = with_char_budget(count_tokens, max_tokens)
     out: list[ChunkDraft] = []
     group: list[Section] = []
     key: tuple[tuple[str, ...], int | None] | None = None
@@ -367,7 +407,14 @@ def chunk_document(
     def flush() -> None:
         if group and key is not None:
             chunker = _Chunker(
-                doc.text, count_tokens, max_tokens, key[0], key[1], out, trust_sums=additive
+                doc.text,
+                count_tokens,
+                max_tokens,
+                key[0],
+                key[1],
+                out,
+                trust_sums=additive,
+                max_chunks=max_chunks,
             )
             chunker.sections(group, overlap_sentences)
 

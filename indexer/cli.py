@@ -40,6 +40,11 @@ __all__ = ["COMMANDS", "run"]
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symbolic links that leave the named directories (default: report and skip).",
+)
+@click.option(
     "--dimensions",
     type=int,
     default=None,
@@ -54,21 +59,25 @@ def ingest(
     sync: bool,
     as_json: bool,
     quiet: bool,
+    follow_symlinks: bool,
     dimensions: int | None,
 ) -> None:
     """Parse, chunk, embed and store files (directories recursively).
 
-    Unchanged files cost nothing on a re-run; changed files replace their chunks.
-    Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error.
+    Unchanged files cost nothing on a re-run; changed files replace their chunks. Links
+    leaving a named directory and anything not a regular file (FIFOs, devices) are reported
+    as skipped and never read.
+    Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error, 7 when
+    the disk filled (the report of what landed is still printed with --json).
     """
     from indexer.collections import drop_if_empty, ensure_collection
-    from indexer.errors import Conflict
+    from indexer.errors import Conflict, StorageError
     from indexer.ingest import Ingestor, discover
     from indexer.progress import ingest_progress
     from indexer.providers.factory import EmbedderCache
 
     settings = app.settings
-    items = discover(list(paths))
+    items = discover(list(paths), follow_symlinks=follow_symlinks)
     embedders = EmbedderCache(settings)
     with writing(settings) as index:
         created = index.catalog.find_collection(collection) is None
@@ -84,9 +93,15 @@ def ingest(
         show = not quiet and sys.stderr.isatty()
         with ingest_progress(len(items), enabled=show) as advance:
             ingestor = Ingestor(index, target, embedder, on_progress=advance)
-            report = asyncio.run(
-                _run_and_close(ingestor, items, paths if sync else None, embedders)
-            )
+            try:
+                report = asyncio.run(
+                    _run_and_close(ingestor, items, paths if sync else None, embedders)
+                )
+            except StorageError:
+                # Keep the report of what landed before the disk filled, then the error.
+                if as_json:
+                    emit_json(ingestor.report.as_dict())
+                raise
         if created and (report.failed or report.skipped) and drop_if_empty(index, target):
             click.echo(
                 f"{collection}: nothing was ingested; the new collection was not kept", err=True
@@ -144,6 +159,8 @@ def status(app: AppContext, as_json: bool) -> None:
                         "chunks": r.chunks,
                         "vectors": r.vectors,
                         "consistent": r.consistent,
+                        "checksum": r.checksum,
+                        "notes": r.notes,
                     }
                     for r in rows
                 ]
@@ -157,6 +174,8 @@ def status(app: AppContext, as_json: bool) -> None:
         click.echo(
             f"{r.name}: {r.documents} documents, {r.chunks} chunks, {r.vectors} vectors, {state}"
         )
+        for note in r.notes:
+            click.echo(f"  note: {note}")
 
 
 @click.command()

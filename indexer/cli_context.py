@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from indexer.errors import RagsearchError
+from indexer.private_files import make_private_dir
 from indexer.settings import Settings
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def writing(settings: Settings) -> Iterator[Index]:
     """The index opened for writing, under the data directory's writer lock."""
     from indexer.writer_lock import WriterLock
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     with WriterLock(settings.data_dir), open_index(settings, writer=True) as index:
         yield index
 

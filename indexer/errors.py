@@ -6,6 +6,8 @@ where they arise (`raise ... from exc`); the HTTP layer and the CLI render them 
 
 from __future__ import annotations
 
+import errno
+
 
 class RagsearchError(Exception):
     """Base of every error ragsearch reports to a user."""
@@ -104,6 +106,39 @@ class CatalogError(RagsearchError):
     code = "catalog_unavailable"
 
 
+class StorageError(RagsearchError):
+    """Writing the data directory failed (other than a full disk): an I/O error."""
+
+    status = 500
+    code = "storage_error"
+    exit_code = 7
+
+
+class StorageFull(StorageError):
+    """The disk holding the data directory is full. Nothing committed is lost; free space
+    and run the same command again."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (OSError, SQLite's SQLITE_FULL, FAISS's wrapped write error) means ENOSPC."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    text = str(exc)
+    return "database or disk is full" in text or "No space left on device" in text
+
+
+def storage_error(exc: BaseException, context: str) -> StorageError:
+    """The error to raise for a failed write of the data directory (`raise ... from exc`)."""
+    if is_disk_full(exc):
+        return StorageFull(
+            f"{context}: the disk is full; nothing committed was lost — free space and run it again"
+        )
+    return StorageError(f"{context}: {exc}")
+
+
 class VectorStoreError(RagsearchError):
     """The vector store failed (unreachable, refused a request, or not installed)."""
 
@@ -185,6 +220,8 @@ ALL_ERRORS: tuple[type[RagsearchError], ...] = (
     TooManyRequests,
     KeyRateLimited,
     CatalogError,
+    StorageError,
+    StorageFull,
     VectorStoreError,
     ProviderError,
     RateLimited,

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, not_, or_, true
 
 from indexer.errors import InputError
+from indexer.json_values import check_json_value
 from indexer.schema import documents
 
 _DOCUMENT_FIELDS = {
@@ -23,21 +24,52 @@ _DOCUMENT_FIELDS = {
 _OPERATORS = {"$eq", "$ne", "$in", "$gte", "$lte", "$gt", "$lt"}
 _Scalar = str | int | float | bool
 MAX_DEPTH = 8
+MAX_TERMS = 1024
 
 
-def compile_filter(spec: Any) -> ColumnElement[bool]:
+def compile_filter(
+    spec: Any, *, max_terms: int = MAX_TERMS, max_depth: int = MAX_DEPTH
+) -> ColumnElement[bool]:
     """Turn a filter object into a SQL condition over the `documents` table.
 
-    Raises `InputError` saying what is wrong for anything malformed.
+    Raises `InputError` saying what is wrong for anything malformed, or for a filter with
+    more than `max_terms` conditions (`$in` values count one each) or `$and`/`$or` nested
+    deeper than `max_depth`: both are refused before any SQL is built.
     """
     if spec is None:
         return true()
-    return _compile(spec, "filter", 0)
+    # Each $and/$or level is an object inside a list (two JSON levels); this loose bound,
+    # checked without recursion, stops absurd nesting before `_compile` recurses into it.
+    check_json_value(spec, "filter", max_depth=4 * max_depth + 4)
+    terms = _count_terms(spec)
+    if terms > max_terms:
+        raise InputError(f"filter: {terms:,} conditions; the limit is {max_terms:,}")
+    return _compile(spec, "filter", 0, max_depth)
 
 
-def _compile(spec: Any, where: str, depth: int) -> ColumnElement[bool]:
-    if depth > MAX_DEPTH:
-        raise InputError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+def _count_terms(spec: Any) -> int:
+    """Conditions in a (depth-checked) filter: one per operator, one per `$in` value."""
+    count = 0
+    pending = [spec]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, dict):
+            continue
+        for key, value in item.items():
+            if key in ("$and", "$or") and isinstance(value, list):
+                pending.extend(value)
+            elif key == "$in" and isinstance(value, list):
+                count += len(value)
+            elif isinstance(value, dict) and not key.startswith("$"):
+                pending.append(value)
+            else:
+                count += 1
+    return count
+
+
+def _compile(spec: Any, where: str, depth: int, max_depth: int) -> ColumnElement[bool]:
+    if depth > max_depth:
+        raise InputError(f"{where}: nested deeper than {max_depth} levels")
     if not isinstance(spec, dict):
         raise InputError(f"{where}: expected an object, got {type(spec).__name__}")
     if not spec:
@@ -48,7 +80,7 @@ def _compile(spec: Any, where: str, depth: int) -> ColumnElement[bool]:
         if key in ("$and", "$or"):
             if not isinstance(value, list) or not value:
                 raise InputError(f"{path}: expected a non-empty list of filters")
-            parts = [_compile(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+            parts = [_compile(v, f"{path}[{i}]", depth + 1, max_depth) for i, v in enumerate(value)]
             clauses.append(and_(*parts) if key == "$and" else or_(*parts))
         elif key.startswith("$"):
             raise InputError(f"{path}: unknown operator {key!r} at this level; use $and or $or")
@@ -77,9 +109,13 @@ def _operator(key: str, op: str, arg: Any, path: str) -> ColumnElement[bool]:
             raise InputError(f"{path}: expected a list")
         if not arg:
             return false()
+        by_kind: dict[type, list[_Scalar]] = {}
         for item in arg:
             _check_scalar(item, path)
-        return or_(*(_column_for(key, item) == item for item in arg))
+            kind = bool if isinstance(item, bool) else str if isinstance(item, str) else float
+            by_kind.setdefault(kind, []).append(item)
+        # One IN per value type: a chain of ORs overflows SQLite's expression depth.
+        return or_(*(_column_for(key, items[0]).in_(items) for items in by_kind.values()))
     _check_scalar(arg, path)
     column: ColumnElement[Any] = _column_for(key, arg)
     if op == "$eq":

@@ -14,10 +14,12 @@ longer has.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import faiss
@@ -28,11 +30,14 @@ from indexer import chunk_changes
 from indexer.catalog import Catalog
 from indexer.lexical_sync import catch_up
 from indexer.lexical_tantivy import SyncState, TantivyLexicon
+from indexer.private_files import make_private_dir
 from indexer.records import Collection
 from indexer.settings import Settings
 from indexer.vectors.base import IdArray, VectorStore
-from indexer.vectors.faiss_store import FaissStore
+from indexer.vectors.faiss_store import FaissStore, remove_stale_temp_files
 from indexer.vectors.milvus_store import MilvusStore, collection_name, connect, is_milvus
+
+log = logging.getLogger("ragsearch.index")
 
 # A writer rewrites the vector file once the changes since its last save reach this share of
 # the collection: the rewrites of a growing collection add up to ~5x its final size instead
@@ -58,6 +63,27 @@ class CollectionStatus:
     chunks: int
     vectors: int
     consistent: bool
+    # "ok", "mismatch" (the saved file changed since it was written), "unrecorded" (saved
+    # before checksums were kept) or "none" (no file, Milvus, or the vectors served in memory)
+    checksum: str = "none"
+    orphan_vectors: int = 0  # vectors whose chunk the catalog does not have
+
+    @property
+    def notes(self) -> list[str]:
+        """What a person should know about this collection's storage, in words."""
+        notes = []
+        if self.checksum == "mismatch":
+            notes.append(
+                "the saved vector file does not match its checksum (damaged?); it is rebuilt "
+                "from the embedding cache when next opened for writing"
+            )
+        if self.orphan_vectors:
+            notes.append(
+                f"the vector file holds {self.orphan_vectors} vectors of chunks the catalog "
+                "does not have: a delete did not reach the file, or the catalog lost committed "
+                "documents (a damaged -wal file?)"
+            )
+        return notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +102,7 @@ class Index:
     def __init__(self, settings: Settings, *, writer: bool = False) -> None:
         self.settings = settings
         self.writer = writer
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         self.catalog = Catalog(settings.resolved_catalog_url)
         self.shared_vectors = is_milvus(settings.vector_store)
         self._milvus: Any = None
@@ -95,6 +121,9 @@ class Index:
             # over OpenMP threads, which on busy cores made an exact search of 20K vectors
             # take 72 ms instead of 1.6 ms (measured, scripts/bench_scale.py).
             faiss.omp_set_num_threads(1)
+        if writer and not self.shared_vectors:
+            for stale in remove_stale_temp_files(settings.vectors_dir):
+                log.info("removed %s, left by an interrupted save", stale.name)
         try:
             chunk_changes.install(self.catalog.engine)
             if self.shared_vectors:
@@ -124,12 +153,30 @@ class Index:
         """A fresh, unloaded handle on the collection's vectors (FAISS file or Milvus)."""
         if self._milvus is not None:
             return MilvusStore(self._milvus, collection_name(collection.id), collection.dimensions)
+        record = partial(self.catalog.record_vector_checksum, collection.id)
         return FaissStore(
             self.settings.vectors_dir / f"{collection.id}-{collection.name}.faiss",
             collection.dimensions,
             ann_threshold=self.settings.ann_threshold,
             nprobe=self.settings.ivf_nprobe,
+            expected_sha256=self.catalog.vector_checksum(collection.id),
+            on_saved=record if self.writer else None,
         )
+
+    def _load(self, collection: Collection, store: VectorStore) -> None:
+        store.load()
+        if not isinstance(store, FaissStore) or not store.checksum_mismatch:
+            return
+        # A writer replaces the file a moment before recording its checksum: look again.
+        store.expected_sha256 = self.catalog.vector_checksum(collection.id)
+        store.load()
+        if store.checksum_mismatch:
+            log.warning(
+                "vector file %s of collection %r does not match the checksum recorded at its "
+                "last save; rebuilding it from the embedding cache",
+                store.path.name,
+                collection.name,
+            )
 
     def store(self, collection: Collection) -> VectorStore:
         """The collection's vectors, current with the catalog's latest committed revision.
@@ -158,13 +205,14 @@ class Index:
         revision = self.catalog.revision(collection.id)
         tombstone = chunk_changes.latest_tombstone(engine)
         store = self._path(collection)
-        store.load()
+        self._load(collection, store)
         self.reloads += 1
         high_id = 0
         if self.writer or not self.shared_vectors:
             high_id = self.reconcile(collection, store).high_id
-        if self.writer and store.dirty:
-            store.save()
+        unrecorded = isinstance(store, FaissStore) and store.expected_sha256 is None
+        if self.writer and (store.dirty or (unrecorded and len(store))):
+            store.save()  # also records the checksum of a file saved before they were kept
         held = _Held(store, revision, high_id, tombstone)
         with self._lock:
             self._held[collection.id] = held
@@ -345,18 +393,30 @@ class Index:
         """The vectors compared with the catalog: those this index serves when it holds the
         collection's (a serving process), else what is persisted (the saved file, or Milvus).
         """
+        checksum = "none"
         if collection.id in self._held and not self.shared_vectors:
             vectors = self.store(collection)
         else:
             vectors = self._path(collection)
             vectors.load()
+            if isinstance(vectors, FaissStore) and vectors.path.exists():
+                if vectors.checksum_mismatch:
+                    checksum = "mismatch"
+                else:
+                    checksum = "ok" if vectors.expected_sha256 is not None else "unrecorded"
         ids = np.sort(vectors.ids())
         chunk_ids = chunk_changes.chunk_ids(self.catalog.engine, collection.id)
-        consistent = len(ids) == len(np.unique(ids)) and np.array_equal(ids, chunk_ids)
+        consistent = (
+            checksum != "mismatch"
+            and len(ids) == len(np.unique(ids))
+            and np.array_equal(ids, chunk_ids)
+        )
         return CollectionStatus(
             name=collection.name,
             documents=self.catalog.count_documents(collection.id),
             chunks=len(chunk_ids),
             vectors=len(ids),
             consistent=bool(consistent),
+            checksum=checksum,
+            orphan_vectors=len(chunk_changes.sorted_difference(ids, chunk_ids)),
         )

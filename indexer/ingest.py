@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import stat
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,14 @@ import numpy as np
 
 from indexer.chunking import chunk_document
 from indexer.collections import check_embedder
-from indexer.errors import CatalogError, InputError, PayloadTooLarge, RagsearchError
+from indexer.errors import (
+    CatalogError,
+    InputError,
+    PayloadTooLarge,
+    ProviderError,
+    RagsearchError,
+    StorageError,
+)
 from indexer.index import Index
 from indexer.lexical import index_text
 from indexer.parsers import media_type_for, parse_bytes
@@ -47,8 +55,7 @@ class SourceItem:
     path: Path | None = None
     data: bytes | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    # Set for a file found in a directory that no parser reads: it is reported as skipped.
-    unsupported: str | None = None
+    skip: str | None = None  # why it is reported and never read (see `discover`)
 
 
 def source_for_path(path: Path) -> str:
@@ -56,32 +63,33 @@ def source_for_path(path: Path) -> str:
     return str(path.expanduser().resolve())
 
 
-def discover(paths: Sequence[Path]) -> list[SourceItem]:
-    """Files to ingest under `paths`: directories recursively, hidden entries left out.
+def discover(paths: Sequence[Path], *, follow_symlinks: bool = False) -> list[SourceItem]:
+    """Files to ingest under `paths`: directories recursively, hidden entries skipped.
 
-    An explicitly named file is always taken (an unsupported one fails alone later);
-    inside directories an unsupported file is listed with the reason, so the run reports
-    it as skipped instead of passing over it in silence.
+    An explicitly named file is always taken (an unsupported one fails alone later).
+    Inside a directory, a file no parser reads, a symbolic link that leaves it, and
+    anything that is not a regular file (a FIFO, a device) come back as items with a
+    `skip` reason: reported as skipped, never read, never passed over in silence. With
+    `follow_symlinks`, links may leave the directory (still only to regular files).
     """
     items: dict[str, SourceItem] = {}
     for raw in paths:
         path = raw.expanduser()
         if not path.exists():
             raise InputError(f"no such file or directory: {raw}")
-        if path.is_file():
+        if not path.is_dir():
             source = source_for_path(path)
-            items[source] = SourceItem(source, path.name, path=path.resolve())
+            items[source] = _file_item(path, path.name, path.resolve(), follow=True)
             continue
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                file = Path(root) / name
-                if name.startswith("."):
-                    continue
-                source = source_for_path(file)
-                items[source] = SourceItem(
-                    source, name, path=file.resolve(), unsupported=_unsupported(name)
-                )
+        root = path.resolve()
+        for folder, name in _walk(root, follow_symlinks):
+            unsupported = _unsupported(name)
+            if unsupported is not None:
+                source = source_for_path(folder / name)
+                item = SourceItem(source, name, skip=unsupported)
+            else:
+                item = _file_item(folder / name, name, root, follow=follow_symlinks)
+            items.setdefault(item.source, item)
     return list(items.values())
 
 
@@ -91,6 +99,72 @@ def _unsupported(filename: str) -> str | None:
     except RagsearchError as exc:
         return exc.message
     return None
+
+
+def _walk(root: Path, follow_symlinks: bool) -> Iterator[tuple[Path, str]]:
+    """(folder, file name) under `root`, hidden entries skipped, each real folder once."""
+    seen: set[Path] = set()
+    for folder, dirs, files in os.walk(root, followlinks=follow_symlinks):
+        real = Path(folder).resolve()
+        if real in seen:  # a link loop, or two links to one folder
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(folder), name
+
+
+def _file_item(path: Path, name: str, root: Path, *, follow: bool) -> SourceItem:
+    """The item for `path`, or a skipped one: a link leaving `root`, or not a regular file."""
+    target = path.resolve()
+    if path.is_symlink() and not follow and not target.is_relative_to(root):
+        source = str(path.absolute())
+        reason = f"symbolic link to {target} leaves {root}; skipped (--follow-symlinks allows it)"
+        return SourceItem(source, name, skip=reason)
+    source = source_for_path(path)
+    try:
+        kind = target.stat().st_mode
+    except OSError as exc:
+        return SourceItem(source, name, skip=f"cannot read: {exc.strerror or exc}; skipped")
+    if not stat.S_ISREG(kind):
+        return SourceItem(source, name, skip=f"not a regular file ({_kind(kind)}); skipped")
+    return SourceItem(source, name, path=target)
+
+
+def _kind(mode: int) -> str:
+    for test, label in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return label
+    return "a special file"
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """At most `limit` bytes of `path` (more is PayloadTooLarge), refusing anything that is
+    not a regular file: opened without blocking, so a FIFO swapped in since `discover`
+    cannot hang the ingest, and read with a bound, so a device cannot grow memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputError(f"not a regular file ({_kind(mode)})")
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise PayloadTooLarge(f"file is {size:,} bytes; the limit is {limit:,}")
+        try:
+            return handle.read(limit + 1)
+        except OSError as exc:
+            raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
 
 
 @dataclass(slots=True)
@@ -160,6 +234,9 @@ class Ingestor:
         seen: set[str] = set()
         try:
             for item in items:
+                if item.skip is not None:
+                    self.report.skipped.append(FailedSource(item.source, item.skip))
+                    continue
                 seen.add(item.source)
                 # Parsing and writing run in a worker thread: a server ingesting an upload
                 # keeps answering other requests meanwhile.
@@ -171,17 +248,29 @@ class Ingestor:
             await self._flush()
             if sync_scope is not None:
                 self._delete_vanished(existing, seen, sync_scope)
+        except StorageError as exc:
+            # The disk filled (or failed): what was committed stays; the report says where
+            # the run stopped, and the caller still gets it beside the error.
+            self.report.error = exc.message
+            raise
         finally:
-            self._mark_current()
-            self.index.finish_writing(self.collection)
-        self.report.seconds = time.perf_counter() - started
+            try:
+                self._mark_current()  # saves the vectors when enough changed
+            except StorageError as exc:
+                self.report.error = self.report.error or exc.message
+                raise
+            finally:
+                self.index.finish_writing(self.collection)
+                self.report.seconds = time.perf_counter() - started
+        self.catalog.checkpoint()  # committed documents reach the database file now
         return self.report
 
     # --- stages --------------------------------------------------------------------------
 
-    def _fail(self, source: str, error: BaseException | str) -> None:
+    def _fail(self, source: str, error: BaseException | str, prefix: str = "") -> None:
         message = error.message if isinstance(error, RagsearchError) else str(error)
-        self.report.failed.append(FailedSource(source, message))
+        provider = isinstance(error, ProviderError)
+        self.report.failed.append(FailedSource(source, prefix + message, provider))
 
     def _read(self, item: SourceItem) -> bytes:
         limit = self.settings.max_file_bytes
@@ -189,34 +278,28 @@ class Ingestor:
             data = item.data
         else:
             assert item.path is not None
-            try:
-                size = item.path.stat().st_size
-                if size > limit:
-                    raise PayloadTooLarge(f"file is {size:,} bytes; the limit is {limit:,}")
-                data = item.path.read_bytes()
-            except OSError as exc:
-                raise InputError(f"cannot read file: {exc.strerror or exc}") from exc
+            data = read_regular_file(item.path, limit)
         if len(data) > limit:
             raise PayloadTooLarge(f"file is {len(data):,} bytes; the limit is {limit:,}")
         return data
 
     def _prepare(self, item: SourceItem, prior: tuple[int, str] | None) -> None:
-        if item.unsupported is not None:
-            self.report.skipped.append(FailedSource(item.source, item.unsupported))
-            return
         try:
             data = self._read(item)
             sha = hashlib.sha256(data).hexdigest()
             if prior is not None and prior[1] == sha:
                 self.report.unchanged += 1  # skipped before parsing: costs nothing
                 return
-            parsed = parse_bytes(data, item.filename)
+            parsed = parse_bytes(
+                data, item.filename, max_pages=self.settings.max_pages_per_document
+            )
             drafts = chunk_document(
                 parsed,
                 max_tokens=self.collection.chunk_tokens,
                 overlap_sentences=self.collection.overlap_sentences,
                 count_tokens=self.embedder.count_tokens,
                 additive=True,  # the Embedder contract: counts are sub-additive
+                max_chunks=self.settings.max_chunks_per_document,
             )
             if not drafts:
                 raise InputError("no text to index")
@@ -250,7 +333,7 @@ class Ingestor:
         for prepared in pending:
             failed = next((errors[s] for s in prepared.embed_shas if s in errors), None)
             if failed is not None:
-                self._fail(prepared.item.source, failed)
+                self._fail(prepared.item.source, failed, "embedding failed: ")
             else:
                 ready.append(prepared)
         if ready:
@@ -264,7 +347,7 @@ class Ingestor:
 
     async def _embed(
         self, pending: Sequence[_Prepared]
-    ) -> tuple[dict[str, Vectors], dict[str, str]]:
+    ) -> tuple[dict[str, Vectors], dict[str, RagsearchError]]:
         """Vectors for every chunk, cache first. Returns (sha -> vector, sha -> error)."""
         texts: dict[str, str] = {}
         for prepared in pending:
@@ -284,12 +367,12 @@ class Ingestor:
             return_exceptions=True,
         )
         computed: dict[str, Vectors] = {}
-        errors: dict[str, str] = {}
+        errors: dict[str, RagsearchError] = {}
         for shas, result in zip(batches, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, RagsearchError):
                     raise result
-                errors.update(dict.fromkeys(shas, f"embedding failed: {result.message}"))
+                errors.update(dict.fromkeys(shas, result))
                 continue
             self.report.tokens += result.usage.prompt_tokens
             self.report.cost_cny += result.usage.cost_cny

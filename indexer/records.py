@@ -77,6 +77,7 @@ class Usage:
 class FailedSource:
     source: str
     error: str
+    provider: bool = False  # the model provider failed, not the file
 
 
 @dataclass(slots=True)
@@ -95,8 +96,10 @@ class IngestReport:
     cost_cny: float = 0.0
     seconds: float = 0.0
     failed: list[FailedSource] = field(default_factory=list)
-    # Files met while walking a directory that no parser reads, with the reason.
+    # Files met while walking a directory that were not read, with the reason: no parser
+    # reads them, a link leaves the directory, or not a regular file (FIFO, device).
     skipped: list[FailedSource] = field(default_factory=list)
+    error: str | None = None  # why the run stopped early (a full disk), if it did
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +116,7 @@ class IngestReport:
             "seconds": round(self.seconds, 3),
             "failed": [{"source": f.source, "error": f.error} for f in self.failed],
             "skipped": [{"source": f.source, "error": f.error} for f in self.skipped],
+            **({"error": self.error} if self.error is not None else {}),
         }
 
 

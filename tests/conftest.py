@@ -29,12 +29,20 @@ DATA = Path(__file__).parent / "data"
 INGEST_DATA = DATA / "ingest"
 
 
+# Starlette's TestClient calls itself `testserver`: a public origin for every test, so keyless
+# requests pass the open-mode Host check as requests to localhost do. Tests of that check set
+# `public_origins` themselves (init arguments beat the environment).
+TEST_PUBLIC_ORIGINS = '["http://testserver"]'
+os.environ["RAGSEARCH_PUBLIC_ORIGINS"] = TEST_PUBLIC_ORIGINS  # session fixtures too
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No `RAGSEARCH_*` variable or Zhipu key from the developer's shell reaches a test."""
     for name in list(os.environ):
         if name.startswith("RAGSEARCH_") or name == "ZHIPUAI_API_KEY":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("RAGSEARCH_PUBLIC_ORIGINS", TEST_PUBLIC_ORIGINS)
 
 
 POSTGRES_ADMIN_URL = os.environ.get(

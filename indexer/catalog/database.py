@@ -6,20 +6,23 @@ API keys) over one opened database.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from indexer.errors import CatalogError
+from indexer.errors import CatalogError, is_disk_full, storage_error
 from indexer.lexical_store import LexicalIndex, lexical_index_for, pg_metadata
+from indexer.private_files import make_private_file
 from indexer.schema import metadata
 
 from .collections import CollectionTables
 from .documents import DocumentTables
 from .embedding_cache import EmbeddingCacheTables
 from .keys import KeyTables
+from .vector_files import VectorFileTables
 
 _DIALECTS = ("sqlite", "postgresql")
 # Any constant shared by every replica: serialises schema creation when several start at once.
@@ -33,6 +36,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _disk_full(context: ExceptionContext) -> None:
+    """Every statement's SQLITE_FULL / ENOSPC becomes one StorageFull, wherever it happens
+    (a chunk insert, the embedding cache, a checkpoint)."""
+    if is_disk_full(context.original_exception):
+        raise storage_error(context.original_exception, "cannot write the catalog")
 
 
 def safe_url(url: str) -> str:
@@ -51,6 +61,9 @@ def open_engine(url: str) -> Engine:
             f"unsupported catalog database {dialect!r}: use sqlite:/// or postgresql+psycopg://"
         )
     is_sqlite = dialect == "sqlite"
+    database = make_url(url).database
+    if is_sqlite and database and database != ":memory:" and not database.startswith("file:"):
+        make_private_file(Path(database))
     try:
         engine = create_engine(url, future=True, pool_pre_ping=not is_sqlite)
     except ImportError as exc:  # the driver lives in an optional extra
@@ -59,6 +72,7 @@ def open_engine(url: str) -> Engine:
         ) from exc
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "handle_error", _disk_full)
     try:
         _create_schema(engine, is_sqlite)
     except SQLAlchemyError as exc:
@@ -76,7 +90,7 @@ def _create_schema(engine: Engine, is_sqlite: bool) -> None:
             pg_metadata.create_all(conn)
 
 
-class Catalog(CollectionTables, DocumentTables, EmbeddingCacheTables, KeyTables):
+class Catalog(CollectionTables, DocumentTables, EmbeddingCacheTables, KeyTables, VectorFileTables):
     """Typed operations over the catalog database. Thread-safe through the engine's pool.
 
     SQLite (one file, FTS5 lexical index) or PostgreSQL (shared by replicas, tsvector lexical
@@ -92,3 +106,16 @@ class Catalog(CollectionTables, DocumentTables, EmbeddingCacheTables, KeyTables)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def checkpoint(self) -> None:
+        """Copy committed pages from SQLite's `-wal` file into the database file.
+
+        While any connection holds the database open SQLite never checkpoints on close, and
+        its automatic checkpoint waits for 1,000 pages: commits could sit in the WAL, where a
+        damaged `-wal` file loses them. PASSIVE never blocks readers or writers; it copies
+        what no open read transaction still needs. No-op on PostgreSQL.
+        """
+        if not self.is_sqlite:
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()

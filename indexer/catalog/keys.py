@@ -54,6 +54,11 @@ class KeyTables(Tables):
             ).first()
         return row is not None
 
+    def ever_had_keys(self) -> bool:
+        """Whether any key was ever created (revoked ones count)."""
+        with self.connect() as conn:
+            return conn.execute(select(api_keys.c.id).limit(1)).first() is not None
+
     def find_key(self, key_sha256: str) -> ApiKey | None:
         """The active key with this secret's sha256, if any."""
         with self.connect() as conn:

@@ -7,8 +7,9 @@ Every failure to read a supported file is a `ParseError`; an unknown suffix is a
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
-from indexer.errors import ParseError, UnsupportedMediaType
+from indexer.errors import ParseError, PayloadTooLarge, UnsupportedMediaType
 from indexer.parsers import (
     asciidoc,
     docx,
@@ -93,20 +94,23 @@ def media_type_for(filename: str) -> str:
     return _format_for(filename)[0]
 
 
-def parse_bytes(data: bytes, filename: str) -> ParsedDocument:
+def parse_bytes(data: bytes, filename: str, *, max_pages: int | None = None) -> ParsedDocument:
     """Parse a file's bytes into text and sections, choosing the format by `filename` suffix.
 
     Raises `UnsupportedMediaType` for an unknown suffix and `ParseError` for empty,
-    whitespace-only, binary, corrupt or text-less files.
+    whitespace-only, binary, corrupt or text-less files; `PayloadTooLarge` for a paged
+    format (PDF) with more than `max_pages` pages.
     """
     _, parser = _format_for(filename)
+    if parser is pdf.parse_pdf:
+        parser = partial(pdf.parse_pdf, max_pages=max_pages)
     if not data:
         raise ParseError("file is empty")
     if not data.strip():
         raise ParseError("file contains only whitespace")
     try:
         return parser(data)
-    except (ParseError, UnsupportedMediaType):
+    except (ParseError, UnsupportedMediaType, PayloadTooLarge):
         raise
     except RecursionError as exc:
         raise ParseError("document is nested too deeply to read") from exc

@@ -222,15 +222,16 @@ def _body_lines(pages: Sequence[Sequence[PdfLine]]) -> list[list[PdfLine]]:
     return kept_pages
 
 
-def parse_pdf(data: bytes) -> ParsedDocument:
+def parse_pdf(data: bytes, *, max_pages: int | None = None) -> ParsedDocument:
     """Parse a PDF; each page yields re-flowed paragraphs and headings with `page`.
 
     Headings are outline entries found on the page, and short runs of lines set larger than
     the body text or emphasised at body size (larger sizes give higher levels). The title is
     the document information title, else the first heading. Raises `ParseError` for corrupt
-    or password-protected files and for PDFs without text.
+    or password-protected files and for PDFs without text, and `PayloadTooLarge` for more
+    than `max_pages` pages, before any page is read.
     """
-    content = read_pdf(data)
+    content = read_pdf(data, max_pages=max_pages)
     lines = _body_lines(content.pages)
     body = _body_type(lines)
     pages = [list(_blocks(page, body)) for page in lines]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from indexer.errors import ParseError
+from indexer.errors import ParseError, PayloadTooLarge
 
 __all__ = ["PdfContent", "PdfLine", "read_pdf"]
 
@@ -145,14 +145,20 @@ def _title(document: pdfium.PdfDocument) -> str | None:
     return None if not title or title.lower().startswith("untitled") else title
 
 
-def read_pdf(data: bytes) -> PdfContent:
+def read_pdf(data: bytes, *, max_pages: int | None = None) -> PdfContent:
     """Every page's lines (with font size and boldness), the title and the outline.
 
-    Raises `ParseError` for a missing header, a corrupt file or a user password.
+    Raises `ParseError` for a missing header, a corrupt file or a user password, and
+    `PayloadTooLarge` for more than `max_pages` pages (counted before any page is read).
     """
     with _LOCK:
         document = _open(data)
         try:
+            if max_pages is not None and len(document) > max_pages:
+                raise PayloadTooLarge(
+                    f"PDF has {len(document):,} pages; the limit is {max_pages:,} "
+                    "(RAGSEARCH_MAX_PAGES_PER_DOCUMENT)"
+                )
             pages = []
             for number in range(len(document)):
                 try:

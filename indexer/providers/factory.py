@@ -11,6 +11,7 @@ from indexer.records import Collection
 from indexer.settings import Settings
 
 PROVIDERS = ("local", "zhipu", "hashing")
+MINILM = "all-MiniLM-L6-v2"  # the bundled default (see indexer.providers.local)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +31,29 @@ def default_embedder_spec(settings: Settings) -> EmbedderSpec:
 
 
 def requested_embedder_spec(
-    settings: Settings, provider: str | None, model: str | None, dimensions: int | None
+    settings: Settings,
+    provider: str | None,
+    model: str | None,
+    dimensions: int | None,
+    *,
+    remote: bool = False,
 ) -> EmbedderSpec:
-    """The embedder a new collection asks for, with the settings' defaults filled in."""
+    """The embedder a new collection asks for, with the settings' defaults filled in.
+
+    A `remote` caller (HTTP) may not name local paths outside `local_models_dir`, nor ask
+    for Zhipu on a server without a key: both are refused with InputError before any load.
+    """
     provider = provider or default_embedder_spec(settings).provider
     if provider == "local":
-        return EmbedderSpec("local", model or settings.local_embedding_model, None)
+        chosen = model or settings.local_embedding_model
+        if remote:
+            _check_remote_model_path(settings, chosen)
+        return EmbedderSpec("local", chosen, None)
+    if provider == "zhipu" and remote and not settings.has_zhipu_key:
+        raise InputError(
+            "this server has no Zhipu API key; create the collection with embedder "
+            "`local` or `hashing`"
+        )
     if provider == "zhipu":
         return EmbedderSpec(
             "zhipu",
@@ -45,6 +63,23 @@ def requested_embedder_spec(
     if provider == "hashing":
         return EmbedderSpec("hashing", "hashing", dimensions or 256)
     raise InputError(f"unknown embedder provider {provider!r}; use one of {PROVIDERS}")
+
+
+def _check_remote_model_path(settings: Settings, model: str) -> None:
+    if model in (settings.local_embedding_model, MINILM):
+        return
+    root = settings.local_models_dir
+    if root is None:
+        raise InputError(
+            f"local model {model!r} is not available: this server offers "
+            f"{settings.local_embedding_model!r} (set RAGSEARCH_LOCAL_MODELS_DIR to offer more)"
+        )
+    base = root.resolve()
+    path = (base / model).resolve()
+    if path == base or not path.is_relative_to(base):
+        raise InputError(f"local model {model!r} must name a directory inside {root}")
+    if not path.is_dir():
+        raise InputError(f"local model {model!r} does not exist in {root}")
 
 
 def build_embedder(settings: Settings, spec: EmbedderSpec) -> Embedder:

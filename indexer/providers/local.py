@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.errors import ProviderError
+from indexer.errors import InputError, ProviderError
 from indexer.providers.base import Embeddings, RerankResult, Vectors
 from indexer.records import Usage
 
@@ -66,10 +66,13 @@ class SentenceTransformerEmbedder:
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
 
         path = _minilm_path(model)
-        if model != MINILM and not Path(path).exists():
-            raise ProviderError(f"local embedding model not found at {path}")
+        if model != MINILM and not Path(path).is_dir():
+            raise InputError(f"local embedding model not found at {path}")
         self.model = model
-        self._st = SentenceTransformer(path, device="cpu")
+        try:
+            self._st = SentenceTransformer(path, device="cpu")
+        except (ValueError, OSError) as exc:
+            raise InputError(f"{path} is not a sentence-transformers model directory") from exc
         self._batch_size = batch_size
         # A private copy of the Rust tokenizer behind the transformers wrapper: the same counts,
         # ~2x faster (chunking counts every section, sentence and candidate chunk). A copy,

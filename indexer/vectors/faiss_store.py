@@ -11,15 +11,19 @@ Saved atomically: write a temp file, fsync, `os.replace`, fsync the directory.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
+from indexer.errors import storage_error
+from indexer.private_files import make_private_dir
 from indexer.providers.base import Vectors
 
 IdArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -32,16 +36,51 @@ def ideal_nlist(count: int) -> int:
     return max(1, min(int(4 * math.sqrt(count)), count // _POINTS_PER_CENTROID))
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete temp files a save left behind when its process died (or the disk filled).
+
+    Call only while holding the writer lock: then no save is in progress.
+    """
+    removed = []
+    for tmp in folder.glob(".*.faiss.*.tmp") if folder.is_dir() else ():
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
 class FaissStore:
-    """Vectors of one collection. Methods are thread-safe."""
+    """Vectors of one collection. Methods are thread-safe.
+
+    With `expected_sha256`, `load` refuses a file whose checksum differs (it changed after
+    the last save: bit rot, a torn copy) and sets `checksum_mismatch`; `on_saved` receives
+    the checksum of every file `save` writes, for the catalog to record.
+    """
 
     def __init__(
-        self, path: Path, dimensions: int, *, ann_threshold: int = 50_000, nprobe: int = 32
+        self,
+        path: Path,
+        dimensions: int,
+        *,
+        ann_threshold: int = 50_000,
+        nprobe: int = 32,
+        expected_sha256: str | None = None,
+        on_saved: Callable[[str], None] | None = None,
     ) -> None:
         self.path = path
         self.dimensions = dimensions
         self.ann_threshold = ann_threshold
         self.nprobe = nprobe
+        self.expected_sha256 = expected_sha256
+        self.on_saved = on_saved
+        self.checksum_mismatch = False
         self._lock = threading.RLock()
         self._index: Any = self._new_flat()
         self.dirty = False
@@ -66,8 +105,12 @@ class FaissStore:
         """Read the file if present and sane. Returns False (empty index) when unusable."""
         with self._lock:
             self._index = self._new_flat()
+            self.checksum_mismatch = False
             if not self.path.exists():
                 return False
+            if self.expected_sha256 is not None and file_sha256(self.path) != self.expected_sha256:
+                self.checksum_mismatch = True
+                return False  # changed since the last save: the catalog rebuilds it
             try:
                 index = faiss.read_index(str(self.path))
             except RuntimeError:
@@ -85,11 +128,16 @@ class FaissStore:
     def save(self) -> None:
         """Write atomically: readers see the old file or the new one, never a torn one."""
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            faiss.write_index(self._index, str(tmp))
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
+            try:
+                faiss.write_index(self._index, str(tmp))
+                with open(tmp, "rb") as handle:
+                    os.fsync(handle.fileno())
+                sha256 = file_sha256(tmp)
+            except (RuntimeError, OSError) as exc:
+                tmp.unlink(missing_ok=True)
+                raise storage_error(exc, f"cannot save the vector file {self.path.name}") from exc
             os.replace(tmp, self.path)
             dir_fd = os.open(self.path.parent, os.O_RDONLY)
             try:
@@ -97,6 +145,9 @@ class FaissStore:
             finally:
                 os.close(dir_fd)
             self.dirty = False
+            self.expected_sha256 = sha256
+            if self.on_saved is not None:
+                self.on_saved(sha256)
 
     def delete_file(self) -> None:
         with self._lock:

@@ -2,8 +2,9 @@
 
 Keys are `rsk_` plus 32 random URL-safe bytes, shown once at creation and stored as their
 sha256 in the catalog (`indexer.catalog.keys`). Scopes nest: `admin` implies `write`, which
-implies `read`. A key may be limited to named collections. A widget key is a public,
-read-only key for one collection, with allowed browser origins and a per-minute rate limit.
+implies `read`; `documents` (whole-document answers) implies `read` and is implied by `admin`.
+A key may be limited to named collections. A widget key is a public, read-only key for one
+collection, with allowed browser origins and a per-minute rate limit.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ __all__ = [
     "Principal",
     "RateLimiter",
     "authorize",
+    "check_answer_choice",
     "create_key",
+    "ever_had_keys",
     "forbid_widget",
     "has_active_keys",
     "list_keys",
@@ -43,9 +46,15 @@ __all__ = [
     "revoke_key",
 ]
 
-SCOPES = ("read", "write", "admin")
+SCOPES = ("read", "write", "admin", "documents")
 KEY_PREFIX = "rsk_"
-_IMPLIED = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
+_IMPLIED = {
+    "read": {"read"},
+    "write": {"read", "write"},
+    "admin": {"read", "write", "admin", "documents"},
+    "documents": {"read", "documents"},
+}
+SERVER_MODELS = ("auto", "extractive")  # the server's own choice, open to every key
 _SHOWN_PREFIX = 12  # "rsk_" + 8 characters: enough to tell keys apart in `keys list`
 
 
@@ -78,6 +87,27 @@ def authorize(principal: Principal, scope: str, collection: str | None = None) -
         and collection not in principal.collections
     ):
         raise Forbidden(f"key {principal.name!r} may not use collection {collection!r}")
+
+
+def check_answer_choice(
+    principal: Principal, model: str, scope: str, allowed_models: Iterable[str] = ()
+) -> None:
+    """Refuse answer options that choose the cost: a model, or whole-document scope.
+
+    Keys without `admin` get the server's model choice (`auto`, `extractive`) or one of
+    `allowed_models` (the `key_models` setting); whole-document answers, which send entire
+    documents to the long-context model, need the `documents` scope.
+    """
+    if scope == "documents" and "documents" not in principal.scopes:
+        raise Forbidden(
+            f"key {principal.name!r} lacks the 'documents' scope that whole-document answers need"
+        )
+    if "admin" in principal.scopes or model in SERVER_MODELS or model in allowed_models:
+        return
+    raise Forbidden(
+        f"key {principal.name!r} may not choose the answer model {model!r}; use `auto` "
+        "(the server's choice) or a model listed in RAGSEARCH_KEY_MODELS"
+    )
 
 
 def forbid_widget(principal: Principal) -> None:
@@ -190,38 +220,59 @@ def find_key(catalog: Catalog, secret: str) -> ApiKey | None:
 # --- the request's principal -------------------------------------------------------------
 
 
+def ever_had_keys(catalog: Catalog) -> bool:
+    """Whether any key was ever created (revoked ones count)."""
+    return catalog.ever_had_keys()
+
+
+def _is_open(catalog: Catalog, open_without_keys: bool, open_after_keys: bool) -> bool:
+    if not open_without_keys or has_active_keys(catalog):
+        return False
+    return open_after_keys or not ever_had_keys(catalog)
+
+
+def _closed(catalog: Catalog, open_without_keys: bool) -> Unauthorized:
+    if has_active_keys(catalog):
+        return Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
+    if open_without_keys and ever_had_keys(catalog):
+        return Unauthorized(
+            "an API key is required: every key was revoked and the service stays closed; "
+            "create one with `ragsearch keys create` (RAGSEARCH_OPEN_AFTER_KEYS reopens it)"
+        )
+    return Unauthorized(
+        "this server requires an API key and none exists; create one with `ragsearch keys create`"
+    )
+
+
 def principal_for(
     catalog: Catalog,
     authorization: str | None,
     origin: str | None,
     *,
     open_without_keys: bool = True,
+    open_after_keys: bool = False,
 ) -> Principal:
     """Resolve the caller from the Authorization and Origin headers.
 
-    With no active key the service is open, whatever bearer value is sent (or, when
-    `open_without_keys` is false, closed).
+    The service is open (whatever bearer value is sent) while no key exists, and only if
+    `open_without_keys`; once any key has existed it stays closed after they are all
+    revoked, unless `open_after_keys`.
     Raises `Unauthorized` for a missing or unknown key, `Forbidden` for a widget key used
     from an origin it does not list. Browsers always send Origin cross-site, so the list
     guards embedding; the read-only scope, one collection and rate limit bound what a copied
     widget key can do elsewhere.
     """
     scheme, _, secret = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        if not has_active_keys(catalog):
-            if open_without_keys:
-                return open_principal()
-            raise Unauthorized(
-                "this server requires an API key and none exists; "
-                "create one with `ragsearch keys create`"
-            )
-        raise Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
-    found = find_key(catalog, secret.strip())
+    found = None
+    if scheme.lower() == "bearer" and secret.strip():
+        found = find_key(catalog, secret.strip())
     if found is None:
-        if open_without_keys and not has_active_keys(catalog):
-            # Open mode: OpenAI-style clients insist on sending some key; any value will do.
+        # Open mode: OpenAI-style clients insist on sending some key; any value will do.
+        if _is_open(catalog, open_without_keys, open_after_keys):
             return open_principal()
-        raise Unauthorized("the API key is unknown or revoked")
+        if secret.strip() and scheme.lower() == "bearer":
+            raise Unauthorized("the API key is unknown or revoked")
+        raise _closed(catalog, open_without_keys)
     principal = principal_of(found)
     if principal.allowed_origins and origin is not None:
         try:

@@ -88,8 +88,9 @@ def keys_group() -> None:
     "--scope",
     "scopes",
     multiple=True,
-    type=click.Choice(["read", "write", "admin"]),
-    help="Scope (repeatable; default read). admin implies write, write implies read.",
+    type=click.Choice(["read", "write", "admin", "documents"]),
+    help="Scope (repeatable; default read). admin implies write, write implies read; "
+    "documents (whole-document answers) implies read.",
 )
 @click.option(
     "-c",

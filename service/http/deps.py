@@ -12,12 +12,14 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from indexer.errors import UnsupportedMediaType
 from indexer.index import Index
 from indexer.writer_lock import WriterLock
 from service.http.auth import Principal, RateLimiter, authorize, forbid_widget, principal_for
 from service.http.metrics import Metrics
+from service.http.origins import OriginPolicy
 from service.query.engine import Engine
 
 __all__ = [
@@ -48,11 +50,22 @@ def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
-async def get_principal(request: Request) -> Principal:
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API key (`rsk_...`) from `ragsearch keys create`; needed once any key exists.",
+)
+
+
+async def get_principal(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+) -> Principal:
     """The caller: from `Authorization: Bearer <key>`, or the open principal when no key exists.
 
-    Raises Unauthorized (401), Forbidden (403, widget key from a foreign origin) or
-    TooManyRequests (429, the key's rate limit).
+    The open principal is granted only to requests from localhost or a public origin
+    (`service.origins`). Raises Unauthorized (401), Forbidden (403: a widget key from a
+    foreign origin, a keyless request from a foreign host) or TooManyRequests (429).
     """
     engine = get_engine(request)
     principal = await asyncio.to_thread(
@@ -61,7 +74,11 @@ async def get_principal(request: Request) -> Principal:
         request.headers.get("authorization"),
         request.headers.get("origin"),
         open_without_keys=request.app.state.open_without_keys,
+        open_after_keys=engine.settings.open_after_keys,
     )
+    if principal.open:
+        policy: OriginPolicy = request.app.state.origin_policy
+        policy.check_open_request(request.headers.get("host"), request.headers.get("origin"))
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.check(principal)
     return principal

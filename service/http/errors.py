@@ -17,15 +17,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Scope
 
-from indexer.errors import RagsearchError
+from indexer.errors import ProviderError, ProviderRejected, RagsearchError
 
 __all__ = [
     "REQUEST_ID_HEADER",
     "error_body",
     "error_response",
     "install_error_handlers",
+    "public_error",
     "request_id",
     "retry_after_headers",
 ]
@@ -45,6 +47,21 @@ _HTTP_CODES = {
     429: "rate_limited",
 }
 INTERNAL_MESSAGE = "internal error; the server logged the details under this request id"
+PROVIDER_MESSAGE = "the model provider is unavailable; try again later"
+
+
+def public_error(exc: RagsearchError, rid: str) -> tuple[int, str, str]:
+    """(status, code, message) a caller may see for `exc`.
+
+    A provider failure (unreachable, timing out, throttled, rejecting our key, answering
+    nonsense) is the same 503 to callers, with no URL or provider detail; the detail goes to
+    the server log under the request id. A provider's refusal of the input itself
+    (`ProviderRejected`, 400) is the caller's to fix, so it keeps its message.
+    """
+    if isinstance(exc, ProviderError) and not isinstance(exc, ProviderRejected):
+        log.warning("model provider failed in request %s: %s: %s", rid, exc.code, exc.message)
+        return 503, "provider_unavailable", PROVIDER_MESSAGE
+    return exc.status, exc.code, exc.message
 
 
 def request_id(scope: Scope) -> str:
@@ -81,7 +98,8 @@ def retry_after_headers(exc: RagsearchError) -> dict[str, str]:
 
 
 def ragsearch_error_response(exc: RagsearchError, rid: str) -> JSONResponse:
-    return error_response(exc.status, exc.code, exc.message, rid, retry_after_headers(exc))
+    status, code, message = public_error(exc, rid)
+    return error_response(status, code, message, rid, retry_after_headers(exc))
 
 
 def validation_message(errors: Sequence[Any]) -> str:
@@ -116,7 +134,20 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         message = str(exc.detail)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return error_response(exc.status_code, code, message, request_id(request.scope), headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette lists only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:

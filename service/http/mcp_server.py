@@ -25,6 +25,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from indexer.errors import RagsearchError
 from indexer.settings import Settings
 from service.http.auth import Principal, authorize, forbid_widget, open_principal
+from service.http.budget import TokenBudget
+from service.http.errors import public_error
+from service.http.origins import OriginPolicy
 from service.query.engine import Engine
 from service.query.records import (
     ANSWER_TOP_K,
@@ -46,10 +49,11 @@ _INSTRUCTIONS = (
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The engine a tool call runs on and who is calling."""
+    """The engine a tool call runs on, who is calling, and the keys' daily token budgets."""
 
     engine: Engine
     principal: Principal
+    budget: TokenBudget | None = None
 
 
 CallerFor = Callable[[Context], Caller]
@@ -59,6 +63,11 @@ Tool = TypeVar("Tool", bound=Callable[..., Awaitable[Any]])
 def _search_dict(hit: dict[str, Any]) -> dict[str, Any]:
     keep = ("chunk_id", "document_id", "source", "title", "heading_path", "page", "text", "score")
     return {k: hit[k] for k in keep}
+
+
+def _tool_error(exc: RagsearchError) -> ToolError:
+    _, code, message = public_error(exc, "mcp")
+    return ToolError(f"{code}: {message}")
 
 
 def build_server(caller_for: CallerFor) -> MCPServer:
@@ -94,9 +103,13 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         """Answer a question from a collection, citing sources as [n] (see `citations`)."""
         caller = caller_for(ctx)
         authorize(caller.principal, "read", collection)
+        if caller.budget is not None:
+            caller.budget.check(caller.principal)
         body = await caller.engine.answer(
             AnswerRequest(query=query, collection=collection, top_k=top_k, filter=filter)
         )
+        if caller.budget is not None:
+            caller.budget.charge(caller.principal, body.get("usage", []))
         keep = ("answer", "citations", "model", "grounded", "finish_reason", "warnings")
         return {k: body[k] for k in keep}
 
@@ -135,7 +148,7 @@ def _reporting_errors(tool: Tool) -> Tool:
         try:
             return await tool(*args, **kwargs)
         except RagsearchError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
+            raise _tool_error(exc) from exc
 
     return cast(Tool, wrapper)
 
@@ -149,7 +162,7 @@ def _http_caller(ctx: Context) -> Caller:
         raise ToolError("this tool needs the HTTP request it was called in")
     from service.http.deps import get_engine
 
-    return Caller(get_engine(request), request.state.principal)
+    return Caller(get_engine(request), request.state.principal, request.app.state.token_budget)
 
 
 class _RequireRead:
@@ -175,11 +188,18 @@ class _RequireRead:
         await self.app(scope, receive, send)
 
 
-def mount_mcp(app: FastAPI) -> None:
-    """Serve the MCP tools at `/mcp` on `app`, and run the MCP session manager in its lifespan."""
+def mount_mcp(app: FastAPI, origins: OriginPolicy) -> None:
+    """Serve the MCP tools at `/mcp` on `app`, and run the MCP session manager in its lifespan.
+
+    MCP's DNS-rebinding protection is on: the Host and Origin must be localhost or one of the
+    configured public origins (`RAGSEARCH_PUBLIC_ORIGINS`), with or without keys.
+    """
     server = build_server(_http_caller)
-    # The app's keys guard /mcp; MCP's own DNS-rebinding check would pin the Host header.
-    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=origins.mcp_hosts(),
+        allowed_origins=origins.mcp_origins(),
+    )
     transport = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,

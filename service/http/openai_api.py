@@ -26,9 +26,16 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexer.errors import Forbidden, InputError, ModelNotFound, NotFound, RagsearchError
+from indexer.json_values import check_text
+from service.http.budget import TokenBudget
 from service.http.deps import EngineDep, Principal, PrincipalDep, authorize
-from service.http.errors import INTERNAL_MESSAGE, retry_after_headers, validation_message
-from service.http.schemas import FILTER_DOC
+from service.http.errors import (
+    INTERNAL_MESSAGE,
+    public_error,
+    retry_after_headers,
+    validation_message,
+)
+from service.http.schemas import FILTER_DOC, error_responses
 from service.query.engine import Engine
 from service.query.followup import Rewrite, standalone_query
 from service.query.records import ANSWER_TOP_K, MAX_TOP_K, AnswerRequest
@@ -65,8 +72,9 @@ def _error_response(exc: Exception) -> JSONResponse:
         body = openai_error_body(400, validation_message(exc.errors()), "validation_error")
         return JSONResponse(body, status_code=400)
     assert isinstance(exc, RagsearchError)
-    body = openai_error_body(exc.status, exc.message, exc.code)
-    return JSONResponse(body, status_code=exc.status, headers=retry_after_headers(exc))
+    status, code, message = public_error(exc, uuid.uuid4().hex)
+    body = openai_error_body(status, message, code)
+    return JSONResponse(body, status_code=status, headers=retry_after_headers(exc))
 
 
 class OpenAIRoute(APIRoute):
@@ -84,7 +92,26 @@ class OpenAIRoute(APIRoute):
         return handle
 
 
-router = APIRouter(route_class=OpenAIRoute, tags=["openai-compatible"])
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """OpenAI's error shape, which OpenAI clients parse."""
+
+    error: OpenAIErrorDetail
+
+
+router = APIRouter(
+    route_class=OpenAIRoute,
+    tags=["openai-compatible"],
+    responses=error_responses(
+        400, 401, 403, 404, 413, 415, 429, 500, 503, 507, model=OpenAIErrorBody
+    ),
+)
 
 
 # --- request bodies --------------------------------------------------------------------
@@ -216,6 +243,8 @@ async def get_model(
 def _conversation(messages: list[ChatMessageBody]) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The question (last user message) and the user/assistant turns before it."""
     texts = [(m.role, m.text()) for m in messages]
+    for i, (_, text) in enumerate(texts):
+        check_text(text, f"messages[{i}].content")
     last = max((i for i, (role, _) in enumerate(texts) if role == "user"), default=None)
     if last is None:
         raise InputError("messages need at least one user message (the question)")
@@ -292,7 +321,8 @@ class _Chat:
 def _stream_error(exc: Exception) -> str:
     """The error chunk ending a started stream; unexpected errors are logged, never shown."""
     if isinstance(exc, RagsearchError):
-        error = openai_error_body(exc.status, exc.message, exc.code)
+        status, code, message = public_error(exc, uuid.uuid4().hex)
+        error = openai_error_body(status, message, code)
     else:
         log.error("chat completion stream failed", exc_info=exc)
         error = openai_error_body(500, INTERNAL_MESSAGE, "internal_error")
@@ -347,6 +377,7 @@ async def _stream(
 )
 async def chat_completions(
     body: ChatCompletionBody,
+    http_request: Request,
     principal: PrincipalDep,
     engine: EngineDep,
 ) -> JSONResponse | StreamingResponse:
@@ -362,6 +393,8 @@ async def chat_completions(
         body.model, body.collection, principal, _collection_names(engine)
     )
     authorize(principal, "read", collection)
+    budget: TokenBudget = http_request.app.state.token_budget
+    budget.check(principal)
     engine.index.catalog.get_collection(collection)  # NotFound before any model call
     rewrite = await standalone_query(
         question, history, engine.chat, engine.settings.zhipu_chat_model
@@ -375,7 +408,9 @@ async def chat_completions(
     )
     chat = _Chat(body, collection, rewrite)
     if not body.stream:
-        return JSONResponse(chat.completion(await engine.answer(request)))
+        answered = await engine.answer(request)
+        budget.charge(principal, [_usage(answered.get("usage", []), rewrite)])
+        return JSONResponse(chat.completion(answered))
     events = engine.answer_events(request)
     try:
         first = await anext(events)  # validation and retrieval errors surface as a 4xx here

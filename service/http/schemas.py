@@ -7,10 +7,11 @@ message is the same over HTTP and the CLI.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from indexer.json_values import MAX_ID
 from service.query.records import (
     ANSWER_TOP_K,
     MAX_TOP_K,
@@ -22,12 +23,16 @@ from service.query.records import (
 )
 
 __all__ = [
+    "CALLER_ERRORS",
+    "ERROR_RESPONSES",
     "FILTER_DOC",
     "AnswerBody",
     "CollectionBody",
     "ErrorBody",
     "SearchBody",
     "TextDocumentBody",
+    "error_responses",
+    "json_error_responses",
 ]
 
 FILTER_DOC = (
@@ -38,12 +43,14 @@ FILTER_DOC = (
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no "0" for 0, no 0 for false
 
 
 class SearchBody(_Body):
-    query: str = Field(description="What to search for (English, Chinese, identifiers...).")
-    collection: str = Field(description="Collection to search.")
+    query: str = Field(
+        min_length=1, description="What to search for (English, Chinese, identifiers...)."
+    )
+    collection: str = Field(min_length=1, max_length=128, description="Collection to search.")
     top_k: int = Field(SEARCH_TOP_K, ge=1, le=MAX_TOP_K, description="Results to return.")
     mode: Mode = Field("hybrid", description="`hybrid` (dense + lexical), `dense` or `lexical`.")
     filter: dict[str, Any] | None = Field(None, description=FILTER_DOC)
@@ -68,8 +75,8 @@ class SearchBody(_Body):
 
 
 class AnswerBody(_Body):
-    query: str = Field(description="The question.")
-    collection: str = Field(description="Collection to answer from.")
+    query: str = Field(min_length=1, description="The question.")
+    collection: str = Field(min_length=1, max_length=128, description="Collection to answer from.")
     top_k: int = Field(ANSWER_TOP_K, ge=1, le=MAX_TOP_K, description="Sources to consider.")
     filter: dict[str, Any] | None = Field(None, description=FILTER_DOC)
     mode: Mode = Field("hybrid", description="Retrieval mode for the sources.")
@@ -81,8 +88,10 @@ class AnswerBody(_Body):
     scope: Literal["chunks", "documents"] = Field(
         "chunks", description="`chunks`: retrieved passages; `documents`: whole `document_ids`."
     )
-    document_ids: list[int] = Field(
-        default_factory=list, description="Documents to answer from with scope `documents`."
+    document_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Documents to answer from with scope `documents`.",
     )
     stream: bool = Field(
         False,
@@ -104,7 +113,11 @@ class AnswerBody(_Body):
 
 
 class CollectionBody(_Body):
-    name: str = Field(description="1-128 letters, digits, `_`, `-` or `.`.")
+    name: str = Field(
+        min_length=1,
+        max_length=128,
+        description="1-128 letters, digits, `_`, `-` or `.` (not first); others are a 400.",
+    )
     embedder: Literal["local", "zhipu", "hashing"] | None = Field(
         None, description="Embedding provider; default Zhipu with a key, else the local model."
     )
@@ -145,15 +158,42 @@ class ErrorBody(BaseModel):
     request_id: str
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": description}
-    for status, description in {
-        400: "Bad input",
-        401: "Missing or unknown API key",
-        403: "The key lacks the scope or collection",
-        404: "Unknown collection or document",
-        413: "Body too large",
-        415: "Wrong content type",
-        429: "Rate limited",
-    }.items()
+_ERROR_DESCRIPTIONS = {
+    400: "Bad input",
+    401: "Missing or unknown API key",
+    403: "The key lacks the scope or collection, or a keyless request from a foreign host",
+    404: "Unknown collection, document or model",
+    409: "Conflict, or another writer holds the lock (`locked`)",
+    413: "Body too large",
+    415: "Wrong content type",
+    422: "Invalid request (`validation_error`) or unparseable document",
+    429: "Rate limited, or the key's daily token budget is spent",
+    500: "Internal error (logged under the request id)",
+    503: "The model provider or the catalog is unavailable",
+    507: "The disk holding the data directory is full",
 }
+
+
+def error_responses(*statuses: int, model: Any = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for these error statuses (default: all), in the one error body."""
+    chosen = statuses or tuple(_ERROR_DESCRIPTIONS)
+    body = ErrorBody if model is None else model
+    return {s: {"model": body, "description": _ERROR_DESCRIPTIONS[s]} for s in chosen}
+
+
+def json_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Error entries for a route whose success is not JSON (HTML, JavaScript): FastAPI would
+    file a `model` under the route's own media type, so the JSON content is spelled out."""
+    schema = {"$ref": "#/components/schemas/ErrorBody"}
+    return {
+        s: {
+            "description": _ERROR_DESCRIPTIONS[s],
+            "content": {"application/json": {"schema": schema}},
+        }
+        for s in statuses
+    }
+
+
+ERROR_RESPONSES = error_responses()
+# Routes every request reaches through the key check and the body limit.
+CALLER_ERRORS = (401, 403, 413, 429, 500)

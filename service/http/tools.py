@@ -8,13 +8,17 @@ from typing import Any
 from fastapi import APIRouter
 
 from service.http.deps import PrincipalDep, authorize
-from service.http.openai_api import OpenAIRoute
-from service.http.schemas import FILTER_DOC
+from service.http.openai_api import OpenAIErrorBody, OpenAIRoute
+from service.http.schemas import CALLER_ERRORS, FILTER_DOC, error_responses
 from service.query.records import ANSWER_TOP_K, MAX_TOP_K, SEARCH_TOP_K
 
 __all__ = ["router", "tool_definitions"]
 
-router = APIRouter(route_class=OpenAIRoute, tags=["openai-compatible"])
+router = APIRouter(
+    route_class=OpenAIRoute,
+    tags=["openai-compatible"],
+    responses=error_responses(*CALLER_ERRORS, model=OpenAIErrorBody),
+)
 
 
 def tool_definitions() -> list[dict[str, Any]]:

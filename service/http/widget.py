@@ -24,9 +24,10 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexer.catalog import Catalog
-from indexer.errors import InputError
+from indexer.errors import Forbidden, InputError
 from service.http.auth import find_key, list_keys, normalize_origin
 from service.http.deps import EngineDep
+from service.http.schemas import json_error_responses
 from service.query.engine import Engine
 
 __all__ = ["WidgetCorsMiddleware", "router", "widget_origins"]
@@ -40,15 +41,24 @@ PREFLIGHT_MAX_AGE = "600"
 router = APIRouter(tags=["widget"])
 
 
+class JavaScriptResponse(Response):
+    media_type = "application/javascript"
+
+
 @cache
 def _static(name: str) -> str:
     return resources.files("service.http").joinpath("static", name).read_text(encoding="utf-8")
 
 
-@router.get("/widget.js", summary="The embeddable chat widget script", include_in_schema=True)
-async def widget_script() -> Response:
+@router.get(
+    "/widget.js",
+    summary="The embeddable chat widget script",
+    response_class=JavaScriptResponse,
+    responses=json_error_responses(500),
+)
+async def widget_script() -> JavaScriptResponse:
     """The script a site adds with `data-collection`, `data-key` and `data-position`."""
-    return Response(
+    return JavaScriptResponse(
         _static("widget.js"),
         media_type="application/javascript; charset=utf-8",
         headers={"Cache-Control": "public, max-age=300"},
@@ -56,12 +66,24 @@ async def widget_script() -> Response:
 
 
 def _frame_ancestors(catalog: Catalog, key: str) -> str:
+    """`'self'` and the widget key's origins. Only a widget key may be written into the
+    public page: any other key (an admin key pasted by mistake) is refused, not published."""
     found = find_key(catalog, key) if key else None
+    if key and (found is None or not found.is_widget):
+        raise Forbidden(
+            "only an active widget key may be embedded in /widget (create one with "
+            "`ragsearch keys create NAME --widget`); never publish another key"
+        )
     origins = found.allowed_origins if found is not None else ()
     return " ".join(("'self'", *origins))
 
 
-@router.get("/widget", summary="A full-page chat for one collection", response_class=HTMLResponse)
+@router.get(
+    "/widget",
+    summary="A full-page chat for one collection",
+    response_class=HTMLResponse,
+    responses=json_error_responses(400, 403, 500),
+)
 async def widget_page(
     engine: EngineDep,
     collection: str = Query(min_length=1, max_length=200, description="Collection to chat with."),

@@ -67,6 +67,8 @@ class Engine:
             max_query_chars=settings.max_query_chars,
             fusion=settings.fusion,
             weights={"dense": settings.dense_weight, "lexical": settings.lexical_weight},
+            max_filter_terms=settings.max_filter_terms,
+            max_filter_depth=settings.max_filter_depth,
         )
         self.answer_context = AnswerContext(
             search=self.search_context,

@@ -11,6 +11,7 @@ would.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from indexer.records import Usage
 __all__ = ["Rewrite", "heuristic_rewrite", "is_followup", "standalone_query"]
 
 Turn = tuple[str, str]
+
+log = logging.getLogger("ragsearch.followup")
 
 REWRITE_PROMPT = (
     "You turn the last question of a conversation into one standalone search query. "
@@ -138,7 +141,12 @@ async def standalone_query(
     try:
         result = await chat.complete(messages, options)
     except ProviderError as exc:
-        warning = f"follow-up rewrite by the chat model failed, heuristic used: {exc.message}"
+        # The detail (URLs, provider messages) is for the server log, not for callers.
+        log.warning("follow-up rewrite failed, heuristic used: %s: %s", exc.code, exc.message)
+        warning = (
+            "follow-up rewrite by the chat model failed, heuristic used: "
+            "the model provider is unavailable"
+        )
         return Rewrite(fallback, "heuristic", warning=warning)
     rewritten = _clean(result.content)
     if not rewritten or len(rewritten) > 4 * (len(question) + len(earlier[-1])) + 40:

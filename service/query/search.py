@@ -7,6 +7,7 @@ chunks, reranks them when a reranker runs, and keeps the top k.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +16,9 @@ import numpy as np
 from sqlalchemy import ColumnElement
 
 from indexer.errors import InputError, ProviderError
-from indexer.filters import compile_filter
+from indexer.filters import MAX_DEPTH, MAX_TERMS, compile_filter
 from indexer.index import Index
+from indexer.json_values import check_text
 from indexer.providers.base import Embedder, Reranker
 from indexer.records import Collection, StoredChunk
 from service.query.fusion import Candidate, embedder_covers, rrf, zscore
@@ -31,6 +33,7 @@ from service.query.records import (
 )
 from service.query.timing import StageTimer
 
+log = logging.getLogger("ragsearch.search")
 RERANK_MAX_CANDIDATES = 50  # reranking costs grow with candidates; 50 covers any top-10
 # Fused candidates fetched beyond top_k: a vector whose chunk was deleted a moment ago has no
 # chunk to fetch and is dropped, and the next candidate takes its place.
@@ -51,6 +54,8 @@ class SearchContext:
     max_query_chars: int
     fusion: Fusion = "rrf"
     weights: Mapping[str, float] = field(default_factory=lambda: {"dense": 1.0, "lexical": 1.0})
+    max_filter_terms: int = MAX_TERMS
+    max_filter_depth: int = MAX_DEPTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +74,15 @@ class SearchPlan:
     warnings: tuple[str, ...]
 
 
+_INVISIBLE = "".join(chr(c) for c in range(32)) + "\x7f"
+
+
 def validate_query(query: str, max_chars: int) -> str:
+    """The query, stripped; InputError when empty (control characters count as nothing),
+    too long, or not encodable text."""
+    check_text(query, "query")
     text = query.strip()
-    if not text:
+    if not text.strip(_INVISIBLE + " "):
         raise InputError("query is empty")
     if len(text) > max_chars:
         raise InputError(f"query is {len(text):,} characters; the limit is {max_chars:,}")
@@ -111,7 +122,13 @@ def plan_search(ctx: SearchContext, request: SearchRequest) -> SearchPlan:
     if not 1 <= request.top_k <= MAX_TOP_K:
         raise InputError(f"top_k must be between 1 and {MAX_TOP_K}")
     collection = ctx.index.catalog.get_collection(request.collection)
-    condition = compile_filter(request.filter) if request.filter else None
+    condition = (
+        compile_filter(
+            request.filter, max_terms=ctx.max_filter_terms, max_depth=ctx.max_filter_depth
+        )
+        if request.filter
+        else None
+    )
     retrievers = {"hybrid": ("dense", "lexical"), "dense": ("dense",), "lexical": ("lexical",)}
     chosen = retrievers[request.mode]
     warnings: list[str] = []
@@ -232,7 +249,9 @@ async def _rerank(
         with timer.stage("rerank"):
             ranked = await reranker.rerank(query, [chunks[c.chunk_id].text for c in keep])
     except ProviderError as exc:
-        result.warnings.append(f"rerank failed, fused order kept: {exc.message}")
+        # The detail (URLs, provider messages) is for the server log, not for callers.
+        log.warning("rerank failed, fused order kept: %s: %s", exc.code, exc.message)
+        result.warnings.append("rerank failed, fused order kept: the model provider is unavailable")
         return keep
     result.usage.append(ranked.usage)
     result.reranked = True

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.chunking import chunk_document
+from indexer.chunking import chunk_document, with_char_budget
 from indexer.providers.local import HashingEmbedder
 from indexer.records import ChunkDraft, ParsedDocument, Section
 from indexer.sentences import split_sentences
@@ -63,7 +63,8 @@ def check_invariants(
     upper_bound: bool = False,
 ) -> None:
     """`upper_bound`: a chunk's `tokens` may exceed its real count (sums of a sub-additive
-    counter), never fall below it."""
+    counter), never fall below it. Counts include the character budget (`with_char_budget`)."""
+    count = with_char_budget(count)
     assert chunks
     for i, c in enumerate(chunks):
         assert c.ordinal == i

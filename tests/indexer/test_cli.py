@@ -55,8 +55,24 @@ def test_cli_status_json_reports_counts_and_consistency(cli: Cli, docs: Path) ->
 
     assert status == {
         "collections": [
-            {"name": "docs", "documents": 3, "chunks": 5, "vectors": 5, "consistent": True},
-            {"name": "empty", "documents": 0, "chunks": 0, "vectors": 0, "consistent": True},
+            {
+                "name": "docs",
+                "documents": 3,
+                "chunks": 5,
+                "vectors": 5,
+                "consistent": True,
+                "checksum": "ok",
+                "notes": [],
+            },
+            {
+                "name": "empty",
+                "documents": 0,
+                "chunks": 0,
+                "vectors": 0,
+                "consistent": True,
+                "checksum": "none",
+                "notes": [],
+            },
         ]
     }
 

@@ -263,7 +263,15 @@ def test_ingest_default_embedder_is_local_minilm(cli: Cli, docs: Path, index: In
     assert (collection.embedder_provider, collection.dimensions) == ("local", 384)
     status = cli.json("status")["collections"]
     assert status == [
-        {"name": "default", "documents": 3, "chunks": 5, "vectors": 5, "consistent": True}
+        {
+            "name": "default",
+            "documents": 3,
+            "chunks": 5,
+            "vectors": 5,
+            "consistent": True,
+            "checksum": "ok",
+            "notes": [],
+        }
     ]
     store = index.store(collection)
     found, vectors, missing = index.catalog.chunk_vectors(collection, store.ids().tolist())

@@ -62,7 +62,9 @@ async def create(
     Needs the `admin` scope (on this name, for a key limited to collections).
     """
     authorize(principal, "admin", body.name)
-    spec = requested_embedder_spec(engine.settings, body.embedder, body.model, body.dimensions)
+    spec = requested_embedder_spec(
+        engine.settings, body.embedder, body.model, body.dimensions, remote=True
+    )
     async with writing(request) as index:
         created = await asyncio.to_thread(
             create_collection,

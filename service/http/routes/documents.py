@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from indexer.errors import InputError, ParseError, PayloadTooLarge, UnsupportedMediaType
+from indexer.errors import (
+    InputError,
+    ParseError,
+    PayloadTooLarge,
+    ProviderUnavailable,
+    StorageError,
+    UnsupportedMediaType,
+)
 from indexer.ingest import Ingestor, SourceItem, delete_documents
+from indexer.json_values import MAX_ID, check_json_value, check_text, parse_json_object
 from indexer.parsers import SUPPORTED_SUFFIXES, media_type_for
 from indexer.settings import Settings
 from service.http.deps import EngineDep, PrincipalDep, authorize, forbid_widget, writing
+from service.http.errors import PROVIDER_MESSAGE, error_body, request_id
 from service.http.schemas import ERROR_RESPONSES, TextDocumentBody
 
 __all__ = ["router"]
@@ -27,6 +35,7 @@ router = APIRouter(
 )
 
 MAX_FILES = 100
+DocumentId = Annotated[int, Path(ge=1, le=MAX_ID, description="The document's id.")]
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -66,9 +75,10 @@ async def upload(
     A document's source is its file name (or the JSON `source`); uploading the same source
     again replaces it, and identical content is skipped. Answers with the ingest report:
     201 when something was added or updated, 200 when all was unchanged, 422 when every
-    document failed; per-document failures are listed in `failed`. 413 over the upload
-    limit, 415 for another content type or an unsupported file suffix, 409 `locked` when
-    another writer kept the lock too long. Needs the `write` scope on the collection.
+    document failed (503 when the model provider could not embed them); per-document
+    failures are listed in `failed`. 413 over the upload limit, 415 for another content type
+    or an unsupported file suffix, 409 `locked` when another writer kept the lock too long.
+    Needs the `write` scope on the collection.
     """
     authorize(principal, "write", name)
     engine.index.catalog.get_collection(name)  # 404 before reading the body
@@ -77,12 +87,26 @@ async def upload(
         collection = index.catalog.get_collection(name)
         embedder = engine.embedders.for_collection(collection)
         ingestor = await asyncio.to_thread(Ingestor, index, collection, embedder)
-        report = await ingestor.run(items)
+        try:
+            report = await ingestor.run(items)
+        except StorageError as exc:
+            # 507 for a full disk, with the report of what landed before it filled.
+            rid = request_id(request.scope)
+            body = {**error_body(exc.code, exc.message, rid), "report": ingestor.report.as_dict()}
+            return JSONResponse(body, status_code=exc.status)
     if report.failed and len(report.failed) == len(items):
+        if any(f.provider for f in report.failed):
+            reasons = "; ".join(f"{f.source}: {f.error}" for f in report.failed if f.provider)
+            raise ProviderUnavailable(f"upload could not be embedded: {reasons}")
         reasons = "; ".join(f"{f.source}: {f.error}" for f in report.failed)
         raise ParseError(f"no document could be ingested: {reasons}")
     status = 201 if report.added or report.updated else 200
-    return JSONResponse(report.as_dict(), status_code=status)
+    body = report.as_dict()
+    body["failed"] = [
+        {"source": f.source, "error": PROVIDER_MESSAGE if f.provider else f.error}
+        for f in report.failed
+    ]
+    return JSONResponse(body, status_code=status)
 
 
 async def _read_items(request: Request, settings: Settings) -> list[SourceItem]:
@@ -117,13 +141,9 @@ async def _files(request: Request, settings: Settings) -> list[SourceItem]:
 def _metadata(raw: Any) -> dict[str, Any]:
     if raw is None or raw == "":
         return {}
-    try:
-        value = json.loads(raw) if isinstance(raw, str) else None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"metadata: not valid JSON ({exc.msg})") from exc
-    if not isinstance(value, dict):
-        raise InputError("metadata: expected a JSON object")
-    return value
+    if not isinstance(raw, str):
+        raise InputError("metadata: expected a JSON object as a form field, not a file")
+    return parse_json_object(raw, "metadata")
 
 
 def _text_item(raw: bytes, settings: Settings) -> SourceItem:
@@ -131,6 +151,10 @@ def _text_item(raw: bytes, settings: Settings) -> SourceItem:
         body = TextDocumentBody.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
+    for where, text in (("source", body.source), ("text", body.text)):
+        check_text(text, where)
+    check_text(body.filename or "", "filename")
+    check_json_value(body.metadata, "metadata")
     data = body.text.encode("utf-8")
     if len(data) > settings.max_upload_bytes:
         limit = settings.max_upload_bytes
@@ -148,7 +172,7 @@ async def list_documents(
     engine: EngineDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Documents per page.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Documents to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID, description="Documents to skip.")] = 0,
 ) -> dict[str, Any]:
     """Documents of the collection, by source: id, source, title, chunk count, media type,
     metadata, size and timestamps, with the `total` count. Needs `read`; not widget keys."""
@@ -172,7 +196,7 @@ async def list_documents(
 @router.get("/{document_id}")
 async def get_document(
     name: str,
-    document_id: int,
+    document_id: DocumentId,
     engine: EngineDep,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
@@ -193,7 +217,7 @@ async def get_document(
 @router.delete("/{document_id}")
 async def delete_document(
     name: str,
-    document_id: int,
+    document_id: DocumentId,
     request: Request,
     principal: PrincipalDep,
 ) -> dict[str, Any]:

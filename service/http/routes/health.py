@@ -8,14 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from service.http.deps import EngineDep, MetricsDep, PrincipalDep, authorize
+from service.http.deps import EngineDep, MetricsDep, Principal, PrincipalDep, authorize
 from service.http.errors import error_body, request_id
 from service.http.metrics import Metrics
+from service.http.schemas import CALLER_ERRORS, error_responses
 from service.query.engine import Engine
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["health"])
+_COLLECTION = "collection:"
 
 
 @router.get("/healthz")
@@ -24,7 +26,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Catalog unreachable or index stale"}})
+@router.get(
+    "/readyz",
+    responses={
+        **error_responses(*CALLER_ERRORS),
+        503: {"description": "Catalog unreachable or index stale (`not_ready`, with `checks`)"},
+    },
+)
 async def readyz(
     request: Request,
     engine: EngineDep,
@@ -35,14 +43,30 @@ async def readyz(
     collection it has not opened yet, the saved file.
 
     Otherwise 503 in the error body (`not_ready`) with the failing `checks`. Needs any valid
-    key once keys exist.
+    key once keys exist. The checks list only collections the key may read (a widget key sees
+    none); the status still covers them all, and a failing collection the key may not read is
+    counted, not named.
     """
     checks = await asyncio.to_thread(_checks, engine)
+    shown = [c for c in checks if _may_see(principal, c["name"])]
     if all(c["ok"] for c in checks):
-        return JSONResponse({"status": "ready", "checks": checks})
-    failing = ", ".join(c["name"] for c in checks if not c["ok"])
-    body = error_body("not_ready", f"not ready: {failing}", request_id(request.scope))
-    return JSONResponse({**body, "checks": checks}, status_code=503)
+        return JSONResponse({"status": "ready", "checks": shown})
+    failing = [c["name"] for c in shown if not c["ok"]]
+    hidden = sum(1 for c in checks if not c["ok"]) - len(failing)
+    if hidden:
+        failing.append(f"{hidden} collection(s) this key may not read")
+    message = f"not ready: {', '.join(failing)}"
+    body = error_body("not_ready", message, request_id(request.scope))
+    return JSONResponse({**body, "checks": shown}, status_code=503)
+
+
+def _may_see(principal: Principal, check: str) -> bool:
+    if not check.startswith(_COLLECTION):
+        return True
+    if principal.is_widget:
+        return False
+    name = check.removeprefix(_COLLECTION)
+    return principal.collections is None or name in principal.collections
 
 
 def _checks(engine: Engine) -> list[dict[str, Any]]:
@@ -66,12 +90,21 @@ def _checks(engine: Engine) -> list[dict[str, Any]]:
                 "documents": status.documents,
                 "chunks": status.chunks,
                 "vectors": status.vectors,
+                "checksum": status.checksum,
+                "notes": status.notes,
             }
         )
     return checks
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        **error_responses(*CALLER_ERRORS),
+    },
+)
 async def metrics(registry: MetricsDep, principal: PrincipalDep) -> Response:
     """Prometheus text format: requests and latency by route and status, search stage
     latencies, model tokens by model. Needs the `admin` scope once keys exist."""

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from indexer.errors import RagsearchError
+from service.http.auth import check_answer_choice
+from service.http.budget import TokenBudget
 from service.http.deps import EngineDep, MetricsDep, PrincipalDep, authorize, require_json
-from service.http.errors import INTERNAL_MESSAGE, error_body, request_id
+from service.http.errors import INTERNAL_MESSAGE, error_body, public_error, request_id
 from service.http.metrics import Metrics
 from service.http.schemas import ERROR_RESPONSES, AnswerBody, SearchBody
 
@@ -75,12 +78,18 @@ async def answer(
     With `stream: true`, Server-Sent Events: `sources`, then `delta` pieces of text, then
     `citations` and `done` (whose fields equal the JSON answer). Bad input is refused before
     the stream starts; a failure during it ends the stream with one `error` event carrying
-    the error body. Needs the `read` scope on the collection.
+    the error body. Needs the `read` scope on the collection; `scope: "documents"` needs
+    the `documents` scope, and a `model` other than `auto`/`extractive` the `admin` scope
+    (or the model in `RAGSEARCH_KEY_MODELS`). 429 once the key's daily token budget is spent.
     """
     authorize(principal, "read", body.collection)
+    check_answer_choice(principal, body.model, body.scope, engine.settings.key_models)
+    budget: TokenBudget = request.app.state.token_budget
+    budget.check(principal)
     if not body.stream:
         result = await engine.answer(body.to_request())
         _observe_answer(metrics, result)
+        budget.charge(principal, result.get("usage", []))
         return result
     events: AsyncGenerator[Event, None] = engine.answer_events(body.to_request())
     try:
@@ -88,7 +97,9 @@ async def answer(
     except BaseException:
         await events.aclose()
         raise
-    stream = _sse(first, events, request_id(request.scope), metrics)
+    stream = _sse(
+        first, events, request_id(request.scope), metrics, partial(budget.charge, principal)
+    )
     return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE_HEADERS)
 
 
@@ -98,16 +109,22 @@ def sse_event(name: str, data: dict[str, Any]) -> bytes:
 
 
 async def _sse(
-    first: Event, events: AsyncGenerator[Event, None], rid: str, metrics: Metrics
+    first: Event,
+    events: AsyncGenerator[Event, None],
+    rid: str,
+    metrics: Metrics,
+    charge: Callable[[list[dict[str, Any]]], None],
 ) -> AsyncIterator[bytes]:
     try:
         yield sse_event(*first)
         async for name, data in events:
             if name == "done":
                 _observe_answer(metrics, data)
+                charge(data.get("usage", []))
             yield sse_event(name, data)
     except RagsearchError as exc:
-        yield sse_event("error", error_body(exc.code, exc.message, rid))
+        _, code, message = public_error(exc, rid)
+        yield sse_event("error", error_body(code, message, rid))
     except Exception:
         log.exception("answer stream failed in request %s", rid)
         yield sse_event("error", error_body("internal_error", INTERNAL_MESSAGE, rid))

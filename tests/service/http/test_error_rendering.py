@@ -1,5 +1,7 @@
 """Every error class renders the same way on every surface: its status, code, message and
 Retry-After over HTTP JSON, the answer's SSE stream, OpenAI chat (JSON and stream), MCP and the CLI.
+A model provider's failure is shown to callers as one 503 without its detail (`shown`); the
+CLI, run by the operator, prints the detail.
 
 The errors come from a real failure: the chat model raises them mid-answer.
 """
@@ -18,9 +20,10 @@ from fastapi.testclient import TestClient
 from mcp import Client
 
 from indexer.cli_context import reports_errors
-from indexer.errors import ALL_ERRORS, RagsearchError
+from indexer.errors import ALL_ERRORS, ProviderError, ProviderRejected, RagsearchError
 from indexer.settings import Settings
 from service.http.auth import open_principal
+from service.http.errors import PROVIDER_MESSAGE
 from service.http.mcp_server import Caller, build_server
 from service.query.engine import Engine
 from tests.service.conftest import FakeClock, ScriptedChat, make_app, parse_sse
@@ -54,6 +57,13 @@ def client(engine: Engine) -> Iterator[TestClient]:
         yield opened
 
 
+def shown(error: RagsearchError) -> tuple[int, str, str]:
+    """(status, code, message) a caller sees for `error`."""
+    if isinstance(error, ProviderError) and not isinstance(error, ProviderRejected):
+        return 503, "provider_unavailable", PROVIDER_MESSAGE
+    return error.status, error.code, MESSAGE
+
+
 @pytest.fixture(params=ALL_ERRORS, ids=lambda cls: cls.__name__)
 def error(request: pytest.FixtureRequest, chat: ScriptedChat) -> Iterator[RagsearchError]:
     raised = request.param(MESSAGE, retry_after=RETRY_AFTER)
@@ -71,9 +81,10 @@ def test_error_classes_are_all_listed() -> None:
 
 def test_error_renders_over_http_json(client: TestClient, error: RagsearchError) -> None:
     response = client.post("/v1/answer", json=QUESTION)
+    status, code, message = shown(error)
 
-    assert response.status_code == error.status
-    assert response.json()["error"] == {"code": error.code, "message": MESSAGE}
+    assert response.status_code == status
+    assert response.json()["error"] == {"code": code, "message": message}
     assert response.headers["retry-after"] == "3"
 
 
@@ -81,8 +92,9 @@ def test_error_renders_in_the_answer_stream(client: TestClient, error: Ragsearch
     response = client.post("/v1/answer", json={**QUESTION, "stream": True})
 
     name, data = parse_sse(response.text)[-1]
+    _, code, message = shown(error)
     assert response.status_code == 200
-    assert (name, data["error"]) == ("error", {"code": error.code, "message": MESSAGE})
+    assert (name, data["error"]) == ("error", {"code": code, "message": message})
 
 
 def test_error_renders_over_openai_chat(client: TestClient, error: RagsearchError) -> None:
@@ -91,14 +103,12 @@ def test_error_renders_over_openai_chat(client: TestClient, error: RagsearchErro
     plain = client.post("/v1/chat/completions", json=body)
     streamed = client.post("/v1/chat/completions", json={**body, "stream": True})
 
-    assert plain.status_code == error.status
+    status, code, message = shown(error)
+    assert plain.status_code == status
     assert plain.headers["retry-after"] == "3"
-    assert (plain.json()["error"]["code"], plain.json()["error"]["message"]) == (
-        error.code,
-        MESSAGE,
-    )
+    assert (plain.json()["error"]["code"], plain.json()["error"]["message"]) == (code, message)
     last = json.loads(streamed.text.strip().split("\n\n")[-1].removeprefix("data: "))
-    assert (last["error"]["code"], last["error"]["message"]) == (error.code, MESSAGE)
+    assert (last["error"]["code"], last["error"]["message"]) == (code, message)
 
 
 def test_error_renders_over_mcp(client: TestClient, engine: Engine, error: RagsearchError) -> None:
@@ -110,7 +120,8 @@ def test_error_renders_over_mcp(client: TestClient, engine: Engine, error: Ragse
         assert result.is_error
         return str(result.content[0].text)  # type: ignore[union-attr]
 
-    assert asyncio.run(call()).endswith(f": {error.code}: {MESSAGE}")
+    _, code, message = shown(error)
+    assert asyncio.run(call()).endswith(f": {code}: {message}")
 
 
 def test_error_renders_on_the_cli(error: RagsearchError) -> None:

@@ -44,7 +44,7 @@ def test_readyz_is_503_when_a_vector_file_disagrees_with_the_catalog(
 
 def test_metrics_count_requests_and_stage_latencies(loaded: TestClient) -> None:
     loaded.post("/v1/search", json={"query": "data directory", "collection": "docs"})
-    loaded.post("/v1/search", json={"query": "", "collection": "docs"})
+    loaded.post("/v1/search", json={"query": "  ", "collection": "docs"})
     loaded.get("/v1/nowhere")
 
     text = loaded.get("/metrics").text

@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 
 from indexer.errors import ProviderUnavailable
 from indexer.settings import Settings
+from service.http.errors import PROVIDER_MESSAGE
 from tests.service.conftest import FakeClock, ScriptedChat, engine_client, fill, parse_sse
 
 QUESTION = "How do I back up the data directory?"
@@ -106,7 +107,7 @@ def test_answer_stream_ends_with_one_error_event_when_the_model_fails(
     events = parse_sse(response.text)
     assert [name for name, _ in events] == ["sources", "delta", "error"]
     assert events[-1][1] == {
-        "error": {"code": "provider_unavailable", "message": "GLM down"},
+        "error": {"code": "provider_unavailable", "message": PROVIDER_MESSAGE},
         "request_id": "stream-1",
     }
 
