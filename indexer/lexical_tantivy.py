@@ -16,10 +16,12 @@ revision moves. A tantivy commit is atomic (new segments, then a new meta.json).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 import tantivy
 
+from indexer.errors import storage_error
 from indexer.lexical import query_tokens
 
 IdArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -34,6 +37,16 @@ IdArray = np.ndarray[Any, np.dtype[np.int64]]
 _ANALYZER = "ragsearch"
 _WRITER_HEAP = 128 * 1024 * 1024
 _STATE_FILE = "ragsearch-state.json"
+log = logging.getLogger("ragsearch.lexical")
+
+
+@contextmanager
+def _writes(path: Path) -> Iterator[None]:
+    """tantivy reports a failed write (a full disk, say) as ValueError: one StorageError."""
+    try:
+        yield
+    except (ValueError, OSError) as exc:
+        raise storage_error(exc, f"cannot write the lexical index {path.name}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +137,8 @@ class TantivyLexicon:
 
     def _writing(self) -> Any:
         if self._writer is None:
-            self._writer = self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
+            with _writes(self.path):
+                self._writer = self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
         return self._writer
 
     def add(self, ids: Sequence[int], texts: Sequence[str], *, replace: bool = False) -> None:
@@ -133,39 +147,46 @@ class TantivyLexicon:
         writer = self._writing()
         if replace:
             self.remove(ids)
-        for chunk_id, text in zip(ids, texts, strict=True):
-            doc = tantivy.Document()
-            doc.add_unsigned("id", int(chunk_id))
-            doc.add_text("terms", text)
-            writer.add_document(doc)
+        with _writes(self.path):
+            for chunk_id, text in zip(ids, texts, strict=True):
+                doc = tantivy.Document()
+                doc.add_unsigned("id", int(chunk_id))
+                doc.add_text("terms", text)
+                writer.add_document(doc)
 
     def remove(self, ids: Sequence[int]) -> None:
         if len(ids) == 0:
             return
         # By query: a term on an unsigned field given a Python int deletes nothing.
         schema = self._index.schema
-        self._writing().delete_documents_by_query(
-            tantivy.Query.term_set_query(schema, "id", [int(i) for i in ids])
-        )
+        with _writes(self.path):
+            self._writing().delete_documents_by_query(
+                tantivy.Query.term_set_query(schema, "id", [int(i) for i in ids])
+            )
 
     def clear(self) -> None:
         self._writing().delete_all_documents()
 
     def commit(self, state: SyncState) -> None:
         """Make the writes durable and visible and record `state` (the writer stays open)."""
-        if self._writer is not None:
-            self._writer.commit()
-        self._write_state(state)
+        with _writes(self.path):
+            if self._writer is not None:
+                self._writer.commit()
+            self._write_state(state)
         self.reload()
         self._seen = self._state_stamp()
 
     def release(self) -> None:
         """Drop uncommitted writes, finish merges and free the directory's writer lock, so
         the next writer (maybe another process) can open one."""
-        if self._writer is not None:
-            self._writer.rollback()
-            self._writer.wait_merging_threads()  # consumes the writer
-            self._writer = None
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
+            writer.rollback()
+            writer.wait_merging_threads()  # consumes the writer
+        except ValueError as exc:  # derived data: the next writer catches up from the catalog
+            log.warning("lexical index %s: %s", self.path.name, exc)
 
     def reload(self) -> None:
         """See the latest commit (of this process or another)."""
