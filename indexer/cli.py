@@ -91,8 +91,8 @@ def ingest(
             )
         embedder = embedders.for_collection(target)
         show = not quiet and sys.stderr.isatty()
-        with ingest_progress(len(items), enabled=show) as advance:
-            ingestor = Ingestor(index, target, embedder, on_progress=advance)
+        with ingest_progress(enabled=show) as on_progress:
+            ingestor = Ingestor(index, target, embedder, on_progress=on_progress)
             try:
                 report = asyncio.run(
                     _run_and_close(ingestor, items, paths if sync else None, embedders)

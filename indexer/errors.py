@@ -153,6 +153,7 @@ class ProviderError(RagsearchError):
     code = "provider_error"
     exit_code = 6
     retryable = False
+    provider_code: str | None = None  # the provider's own error code, when it sent one
 
 
 class RateLimited(ProviderError):
@@ -205,6 +206,13 @@ class ProviderRejected(ProviderError):
     code = "provider_rejected"
 
 
+class ProviderModelUnavailable(ProviderError):
+    """The provider does not serve the configured model (or API) to this account: a setting
+    must change (Zhipu 1211 unknown model, 1220 no permission, 1311 not in the plan)."""
+
+    code = "provider_model_unavailable"
+
+
 ALL_ERRORS: tuple[type[RagsearchError], ...] = (
     RagsearchError,
     InputError,
@@ -231,4 +239,5 @@ ALL_ERRORS: tuple[type[RagsearchError], ...] = (
     ProviderAuthError,
     ProviderQuotaError,
     ProviderRejected,
+    ProviderModelUnavailable,
 )

@@ -11,7 +11,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from indexer.errors import (
 from indexer.index import Index
 from indexer.lexical import index_text
 from indexer.parsers import media_type_for, parse_bytes
+from indexer.progress import IngestProgress
 from indexer.providers.base import Embedder, Vectors
 from indexer.records import (
     ChunkDraft,
@@ -43,7 +44,7 @@ from indexer.records import (
 
 _GROUP_CHUNKS = 512  # chunks embedded together: big batches keep the model busy
 
-ProgressCallback = Callable[[str], None]
+ProgressCallback = Callable[[IngestProgress], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +225,10 @@ class Ingestor:
         self._pending: list[_Prepared] = []
         self._pending_chunks = 0
         self._changes = 0  # vectors added or removed since the index last heard of them
+        self._files_total: int | None = None
+        self._files_done = 0
+        self._chunks_found = 0
+        self._chunks_done = 0
 
     async def run(
         self, items: Iterable[SourceItem], *, sync_scope: Sequence[Path] | None = None
@@ -232,8 +237,10 @@ class Ingestor:
         started = time.perf_counter()
         existing = self.catalog.document_hashes(self.collection.id)
         seen: set[str] = set()
+        self._files_total = len(items) if isinstance(items, Sized) else None
         try:
             for item in items:
+                self._files_done += 1
                 if item.skip is not None:
                     self.report.skipped.append(FailedSource(item.source, item.skip))
                     continue
@@ -241,8 +248,7 @@ class Ingestor:
                 # Parsing and writing run in a worker thread: a server ingesting an upload
                 # keeps answering other requests meanwhile.
                 await asyncio.to_thread(self._prepare, item, existing.get(item.source))
-                if self.on_progress:
-                    self.on_progress(item.source)
+                self._progress()
                 if self._pending_chunks >= _GROUP_CHUNKS:
                     await self._flush()
             await self._flush()
@@ -264,6 +270,17 @@ class Ingestor:
                 self.report.seconds = time.perf_counter() - started
         self.catalog.checkpoint()  # committed documents reach the database file now
         return self.report
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(
+                IngestProgress(
+                    files_done=self._files_done,
+                    files_total=self._files_total,
+                    chunks_found=self._chunks_found,
+                    chunks_done=self._chunks_done,
+                )
+            )
 
     # --- stages --------------------------------------------------------------------------
 
@@ -310,6 +327,7 @@ class Ingestor:
             self._fail(item.source, f"unexpected {type(exc).__name__}: {exc}")
             return
         self._pending_chunks += len(drafts)
+        self._chunks_found += len(drafts)
         self._pending.append(
             _Prepared(
                 item=item,
@@ -338,6 +356,9 @@ class Ingestor:
                 ready.append(prepared)
         if ready:
             await asyncio.to_thread(self._write, ready, vectors)
+        # Failed documents are done too: the bar counts work finished, not work that landed.
+        self._chunks_done += sum(len(p.drafts) for p in pending)
+        self._progress()
         self._mark_current()
 
     def _mark_current(self) -> None:

@@ -61,16 +61,22 @@ class ChunkDraft:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens one model call consumed, with its estimated cost."""
+    """Tokens one model call consumed, with its estimated cost per direction (input and
+    output tokens are priced differently)."""
 
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost_cny: float = 0.0
+    prompt_cost_cny: float = 0.0
+    completion_cost_cny: float = 0.0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cost_cny(self) -> float:
+        return self.prompt_cost_cny + self.completion_cost_cny
 
 
 @dataclass(frozen=True, slots=True)

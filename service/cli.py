@@ -8,6 +8,7 @@ FastAPI and the models load inside the commands, so `ragsearch ingest` stays lig
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,6 +31,7 @@ from service.query.records import ANSWER_TOP_K, FUSIONS, MODES, SEARCH_TOP_K
 
 if TYPE_CHECKING:
     from service.query.engine import Engine
+    from service.query.evaluation import Dataset
     from service.query.records import Fusion, Mode, SearchResult
 
 __all__ = ["build_cli", "run"]
@@ -164,36 +166,74 @@ def eval_command(
     Ingests the corpus (unchanged documents are skipped on a re-run), then reports nDCG@10,
     recall@10, recall@100, MRR@10 and latency per mode.
     """
-    from indexer.collections import ensure_collection
-    from indexer.ingest import Ingestor
-    from service.query.evaluation import corpus_items, evaluate, load_dataset
+    from service.query.evaluation import load_dataset
 
     dataset = load_dataset(dataset_dir, split)
     name = collection or f"eval-{dataset.name}"
     chosen = list(modes) or list(MODES)
+    show = sys.stderr.isatty()
 
     async def run() -> dict[str, Any]:
         async with engine_for(app.settings) as engine:
-            with writing(app.settings) as index:
-                target = ensure_collection(index, engine.embedders, name)
-                ingestor = Ingestor(index, target, engine.embedders.for_collection(target))
-                report = await ingestor.run(corpus_items(dataset))
-            click.echo(
-                f"corpus: {report.added} added, {report.unchanged} unchanged, "
-                f"{len(report.failed)} failed ({report.seconds:.1f}s)",
-                err=True,
-            )
-            ctx = engine.search_context
-            return {
-                mode: await evaluate(ctx, dataset, name, mode, limit=limit, fusion=fusion)
-                for mode in chosen
-            }
+            await _ingest_corpus(app.settings, engine, dataset, name, show)
+            return await _score_modes(engine, dataset, name, chosen, limit, fusion, show)
 
     results = asyncio.run(run())
     if as_json:
         emit_json(results)
     else:
         _print_scores(results)
+
+
+async def _ingest_corpus(
+    settings: Settings, engine: Engine, dataset: Dataset, name: str, show: bool
+) -> None:
+    """Fill (or refresh) the evaluation collection, with the ingest bar on stderr."""
+    from indexer.collections import ensure_collection
+    from indexer.ingest import Ingestor
+    from indexer.progress import ingest_progress
+    from service.query.evaluation import corpus_items
+
+    with writing(settings) as index:
+        target = ensure_collection(index, engine.embedders, name)
+        embedder = engine.embedders.for_collection(target)
+        with ingest_progress(enabled=show) as on_progress:
+            ingestor = Ingestor(index, target, embedder, on_progress=on_progress)
+            report = await ingestor.run(list(corpus_items(dataset)))
+    click.echo(
+        f"corpus: {report.added} added, {report.unchanged} unchanged, "
+        f"{len(report.failed)} failed ({report.seconds:.1f}s)",
+        err=True,
+    )
+
+
+async def _score_modes(
+    engine: Engine,
+    dataset: Dataset,
+    name: str,
+    modes: list[Mode],
+    limit: int | None,
+    fusion: Fusion | None,
+    show: bool,
+) -> dict[str, Any]:
+    """Each mode's scores, with a bar over its queries on stderr."""
+    from indexer.progress import count_progress
+    from service.query.evaluation import evaluate
+
+    results: dict[str, Any] = {}
+    queries = min(len(dataset.queries), limit or len(dataset.queries))
+    for mode in modes:
+        with count_progress(f"eval {mode}", queries, enabled=show) as advance:
+            results[mode] = await evaluate(
+                engine.search_context,
+                dataset,
+                name,
+                mode,
+                limit=limit,
+                fusion=fusion,
+                on_query=advance,
+            )
+    return results
 
 
 def _print_scores(results: dict[str, Any]) -> None:

@@ -36,12 +36,22 @@ TEST_PUBLIC_ORIGINS = '["http://testserver"]'
 os.environ["RAGSEARCH_PUBLIC_ORIGINS"] = TEST_PUBLIC_ORIGINS  # session fixtures too
 
 
+@pytest.fixture(scope="session")
+def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ONNX model cache for the whole session: MiniLM is written to ONNX once."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No `RAGSEARCH_*` variable or Zhipu key from the developer's shell reaches a test."""
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, model_cache_dir: Path) -> None:
+    """No `RAGSEARCH_*` variable or Zhipu key from the developer's shell reaches a test.
+
+    The ONNX model cache points at the session's, so no test writes to the user's cache.
+    """
     for name in list(os.environ):
         if name.startswith("RAGSEARCH_") or name == "ZHIPUAI_API_KEY":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("RAGSEARCH_MODEL_CACHE_DIR", str(model_cache_dir))
     monkeypatch.setenv("RAGSEARCH_PUBLIC_ORIGINS", TEST_PUBLIC_ORIGINS)
 
 

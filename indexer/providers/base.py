@@ -78,6 +78,11 @@ class ChatMessage:
     content: str
 
 
+# Finish reasons of an answer that was cut short: reported with a warning, never as a clean
+# success (Zhipu's `model_context_window_exceeded` means the context filled up mid-answer).
+TRUNCATED_FINISH_REASONS = frozenset({"length", "model_context_window_exceeded"})
+
+
 @dataclass(frozen=True, slots=True)
 class ChatResult:
     content: str

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from indexer.errors import InputError, ProviderAuthError
 from indexer.providers.base import Embedder
+from indexer.providers.onnx_local import MINILM, MINILM_INT8
 from indexer.records import Collection
 from indexer.settings import Settings
 
 PROVIDERS = ("local", "zhipu", "hashing")
-MINILM = "all-MiniLM-L6-v2"  # the bundled default (see indexer.providers.local)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ def requested_embedder_spec(
 
 
 def _check_remote_model_path(settings: Settings, model: str) -> None:
-    if model in (settings.local_embedding_model, MINILM):
+    if model in (settings.local_embedding_model, MINILM, MINILM_INT8):
         return
     root = settings.local_models_dir
     if root is None:
@@ -84,9 +84,7 @@ def _check_remote_model_path(settings: Settings, model: str) -> None:
 
 def build_embedder(settings: Settings, spec: EmbedderSpec) -> Embedder:
     if spec.provider == "local":
-        from indexer.providers.local import SentenceTransformerEmbedder
-
-        return SentenceTransformerEmbedder(spec.model, batch_size=settings.embed_batch_size)
+        return _build_local(settings, spec.model)
     if spec.provider == "hashing":
         from indexer.providers.local import HashingEmbedder
 
@@ -100,6 +98,21 @@ def build_embedder(settings: Settings, spec: EmbedderSpec) -> Embedder:
 
         return ZhipuEmbedder.from_settings(settings, model=spec.model, dimensions=spec.dimensions)
     raise InputError(f"unknown embedder provider {spec.provider!r}; use one of {PROVIDERS}")
+
+
+def _build_local(settings: Settings, model: str) -> Embedder:
+    """MiniLM on ONNX Runtime by default; torch for other models or when asked for."""
+    if model == MINILM_INT8 or (model == MINILM and settings.local_embedding_runtime == "onnx"):
+        from indexer.providers.onnx_local import OnnxEmbedder
+
+        return OnnxEmbedder(
+            model, cache_dir=settings.model_cache_dir, query_cache_size=settings.query_cache_size
+        )
+    from indexer.providers.local import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(
+        model, batch_size=settings.embed_batch_size, query_cache_size=settings.query_cache_size
+    )
 
 
 class EmbedderCache:

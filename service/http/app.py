@@ -98,12 +98,15 @@ def _lifespan(settings: Settings, engine: Engine | None, checkpoint_seconds: flo
         if owned:
             app.state.engine = Engine(settings)
         checkpoints = asyncio.create_task(_checkpoint_loop(app, checkpoint_seconds))
+        # Models load in the background: /healthz answers at once, /readyz once they are in.
+        loading = asyncio.create_task(asyncio.to_thread(app.state.engine.load_models))
         try:
             yield
         finally:
             checkpoints.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await checkpoints
+            await loading
             if app.state.writer_index is not None:
                 app.state.writer_index.close()
                 app.state.writer_index = None

@@ -52,6 +52,13 @@ class Metrics:
             ["model", "kind"],
             registry=self.registry,
         )
+        self.cost = Counter(
+            "ragsearch_model_cost_cny",
+            "Estimated model cost in CNY, by model and kind (prompt = input tokens, "
+            "completion = output tokens, priced separately).",
+            ["model", "kind"],
+            registry=self.registry,
+        )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
@@ -73,12 +80,16 @@ class Metrics:
             self.stages.labels(stage).observe(ms / 1000)
 
     def observe_usage(self, usage: Iterable[Mapping[str, Any]]) -> None:
-        """Usage dicts as the pipeline reports them (`model`, `prompt_tokens`, ...)."""
+        """Usage dicts as the pipeline reports them (`model`, `prompt_tokens`,
+        `prompt_cost_cny`, ...): tokens and cost by model and direction."""
         for u in usage:
             for kind in ("prompt", "completion"):
                 count = int(u.get(f"{kind}_tokens") or 0)
                 if count:
                     self.tokens.labels(str(u.get("model")), kind).inc(count)
+                cost = float(u.get(f"{kind}_cost_cny") or 0.0)
+                if cost > 0:
+                    self.cost.labels(str(u.get("model")), kind).inc(cost)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

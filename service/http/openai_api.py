@@ -58,7 +58,12 @@ _ERROR_TYPES = {
     409: "conflict_error",
     429: "rate_limit_error",
 }
-_FINISH_REASONS = {"stop": "stop", "length": "length", "sensitive": "content_filter"}
+_FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "model_context_window_exceeded": "length",
+    "sensitive": "content_filter",
+}
 
 
 def openai_error_body(status: int, message: str, code: str) -> dict[str, Any]:

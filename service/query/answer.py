@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from indexer.errors import InputError, NotFound, PayloadTooLarge
-from indexer.providers.base import ChatModel, ChatOptions
+from indexer.providers.base import TRUNCATED_FINISH_REASONS, ChatModel, ChatOptions
 from indexer.records import StoredChunk, Usage
 from service.query.citations import snippet, validate_citations
 from service.query.extractive import coverage, extractive_answer
 from service.query.prompting import (
     build_messages,
+    estimate_tokens,
     not_found_message,
     pack,
     prompt_tokens,
@@ -136,6 +137,13 @@ async def answer_events(ctx: AnswerContext, request: AnswerRequest) -> AsyncIter
     whole = request.scope == "documents"
     budget = ctx.long_window - ctx.answer_tokens if whole else ctx.context_tokens
     chunks = pack([h.chunk for h in hits], budget) if grounded else []
+    if whole and len(chunks) < len(hits):
+        needed = sum(estimate_tokens(h.chunk.text) for h in hits)
+        raise PayloadTooLarge(
+            f"the documents are ~{needed:,} tokens; with {ctx.answer_tokens:,} for the answer "
+            f"they do not fit the largest window available ({ctx.long_model}, "
+            f"{ctx.long_window:,} tokens)"
+        )
     messages = build_messages(request.query, chunks, request.history)
     model, reason = EXTRACTIVE, "no chat model configured"
     if ctx.chat is not None and chunks and request.model != EXTRACTIVE:
@@ -149,7 +157,11 @@ async def answer_events(ctx: AnswerContext, request: AnswerRequest) -> AsyncIter
             whole_documents=whole,
         )
         if chosen is None:
-            raise PayloadTooLarge("the documents are too long even for the long-context model")
+            raise PayloadTooLarge(
+                f"the prompt is ~{prompt_tokens(messages):,} tokens plus {ctx.answer_tokens:,} "
+                f"for the answer; the largest window available ({ctx.long_model}) is "
+                f"{ctx.long_window:,} tokens"
+            )
         model, reason = chosen.model, chosen.reason
         if request.model not in ("auto", model):
             model, reason = request.model, "requested"
@@ -190,8 +202,8 @@ async def answer_events(ctx: AnswerContext, request: AnswerRequest) -> AsyncIter
                 finish = delta.finish_reason
             if delta.usage is not None:
                 usage.append(delta.usage)
-        if finish == "length":
-            warnings.append("the answer was cut at the token limit")
+        if finish in TRUNCATED_FINISH_REASONS:
+            warnings.append(f"the answer was cut short (finish_reason: {finish})")
     timings["generate"] = (time.perf_counter() - t0) * 1000
 
     final, citations = _citations("".join(text_parts), chunks)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import faiss
 
+from indexer.errors import RagsearchError
 from indexer.index import Index
 from indexer.providers.base import ChatModel, Reranker
 from indexer.providers.factory import EmbedderCache
+from indexer.providers.zhipu_models import chat_limits
 from indexer.settings import Settings
 from service.query.answer import AnswerContext, answer, answer_events
 from service.query.records import AnswerRequest, SearchRequest, SearchResult
@@ -54,6 +57,8 @@ class Engine:
         faiss.omp_set_num_threads(1)
         self.index = Index(settings)
         self.embedders = EmbedderCache(settings)
+        self.models_loaded = threading.Event()
+        self.model_errors: dict[str, str] = {}  # collection name -> why its model did not load
         self.reranker = (
             reranker if reranker is not None or not build_models else build_reranker(settings)
         )
@@ -75,12 +80,31 @@ class Engine:
             chat=self.chat,
             chat_model=settings.zhipu_chat_model,
             long_model=settings.zhipu_long_chat_model,
-            chat_window=settings.chat_context_window,
-            long_window=settings.long_context_window,
+            chat_window=settings.chat_context_window
+            or chat_limits(settings.zhipu_chat_model).context_window,
+            long_window=settings.long_context_window
+            or chat_limits(settings.zhipu_long_chat_model).context_window,
             answer_tokens=settings.answer_max_tokens,
             context_tokens=settings.answer_context_tokens,
             min_evidence=settings.min_evidence_score,
         )
+
+    def load_models(self) -> None:
+        """Load every collection's local embedder now, so no query pays for loading it.
+
+        Remote clients (Zhipu) cost nothing to build and are left to first use. Failures are
+        kept in `model_errors` (the readiness check reports them); `models_loaded` is set last.
+        """
+        try:
+            for collection in self.index.catalog.list_collections():
+                if collection.embedder_provider != "local":
+                    continue
+                try:
+                    self.embedders.for_collection(collection)
+                except RagsearchError as exc:
+                    self.model_errors[collection.name] = exc.message
+        finally:
+            self.models_loaded.set()
 
     async def search(self, request: SearchRequest) -> SearchResult:
         return await search(self.search_context, request)

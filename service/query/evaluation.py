@@ -6,7 +6,7 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,8 +95,11 @@ async def evaluate(
     *,
     limit: int | None = None,
     fusion: Fusion | None = None,
+    on_query: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """nDCG@10, recall@10/100, MRR@10 and latency percentiles of one mode."""
+    """nDCG@10, recall@10/100, MRR@10 and latency percentiles of one mode.
+
+    `on_query` is called after each query (progress)."""
     sums = {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0}
     latencies: list[float] = []
     catalog = ctx.index.catalog
@@ -125,6 +128,8 @@ async def evaluate(
         sums["recall@10"] += recall_at(ranked, relevant, 10)
         sums["recall@100"] += recall_at(ranked, relevant, 100)
         sums["mrr@10"] += mrr_at(ranked, relevant, 10)
+        if on_query is not None:
+            on_query()
     n = max(1, len(ids))
     latencies.sort()
     out: dict[str, Any] = {k: round(v / n, 4) for k, v in sums.items()}

@@ -71,6 +71,8 @@ def usage_dict(u: Usage) -> dict[str, Any]:
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
         "total_tokens": u.total_tokens,
+        "prompt_cost_cny": round(u.prompt_cost_cny, 6),
+        "completion_cost_cny": round(u.completion_cost_cny, 6),
         "cost_cny": round(u.cost_cny, 6),
     }
 

@@ -65,7 +65,7 @@ class SearchPlan:
     query: str
     collection: Collection
     condition: ColumnElement[bool] | None
-    embedder: Embedder
+    embedder: Embedder | None  # None when no dense retrieval runs: no model is loaded for it
     retrievers: tuple[str, ...]  # "dense" and/or "lexical"
     fusion: Fusion
     candidates: int  # per retriever
@@ -146,7 +146,8 @@ def plan_search(ctx: SearchContext, request: SearchRequest) -> SearchPlan:
         query=query,
         collection=collection,
         condition=condition,
-        embedder=ctx.embedder_for(collection),  # refuses a collection it cannot embed for
+        # Refuses a collection it cannot embed for; a lexical search loads no model at all.
+        embedder=ctx.embedder_for(collection) if "dense" in chosen else None,
         retrievers=chosen,
         fusion=fusion,
         candidates=max(ctx.candidate_k, request.top_k),
@@ -179,6 +180,7 @@ async def retrieve(
     """Each planned retriever's ranked candidates, the retrievers running concurrently."""
 
     async def dense() -> Ranked:
+        assert plan.embedder is not None  # planned together with the "dense" retriever
         with timer.stage("embed"):
             embedded = await plan.embedder.embed_query(plan.query)
         result.usage.append(embedded.usage)

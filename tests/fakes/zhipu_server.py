@@ -1,9 +1,12 @@
 """A fake Zhipu BigModel server: the real request/response shapes, fault switches, a record.
 
 `FakeZhipu` runs a Starlette app under uvicorn on 127.0.0.1 (a real socket) in a background
-thread. It validates requests the way the real API does (bearer key, model names, batch and
-length limits), answers deterministically, records every request and measures how many were
-in flight at once. Fault switches make the next answers fail in the ways Zhipu fails.
+thread. It validates requests the way the real API does (bearer key, model names and 1211 for
+unknown ones, batch, per-input and whole-array token limits, each chat model's `max_tokens`
+and context window, temperature 0-1), answers deterministically (rerank results best first;
+a chat stream without keep-alive comments, a failure mid-stream as a `finish_reason`),
+records every request and measures how many were in flight at once. Fault switches make the
+next answers fail in the ways Zhipu fails.
 
 Run it in the foreground for manual testing or benchmarks:
 
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import re
 import socket
@@ -30,81 +32,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-EMBEDDING_LIMITS = {"embedding-3": 3072, "embedding-2": 512}
-EMBEDDING_DIMENSIONS = (256, 512, 1024, 2048)
-CHAT_MODELS = {"glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-flash", "glm-4-plus", "glm-4-long"}
-THINKING_MODELS = {"glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-flash"}
+from tests.fakes.zhipu_content import (
+    CHAT_MODELS,
+    EMBEDDING_ARRAY_TOKENS,
+    EMBEDDING_DIMENSIONS,
+    EMBEDDING_LIMITS,
+    MESSAGES,
+    THINKING_MODELS,
+    fake_answer,
+    fake_embedding,
+    fake_tokens,
+    rerank_score,
+    vector_json,
+)
 
-MESSAGES = {
-    "1001": "Header中未收到Authorization参数，无法进行身份验证。",
-    "1002": "Authorization Token非法，请确认Authorization Token正确传递。",
-    "1113": "您的账户已欠费，请充值后重试。",
-    "1210": "API 调用参数有误，请检查文档。",
-    "1211": "模型不存在，请检查模型代码。",
-    "1214": "输入参数非法",
-    "1234": "网络错误，错误id：fake，请联系客服",
-    "1261": "Prompt 超长",
-    "1301": "系统检测到输入或生成内容可能包含不安全或敏感内容，请您避免输入易产生敏感内容。",
-    "1302": "您当前使用该API的并发数过高，请降低并发，或联系客服增加限额。",
-    "1305": "当前API请求过多，请稍后重试。",
-}
-
-_WORD = re.compile(r"[a-z0-9]+|[\u2e80-\U0002ffff]")
-
-
-def fake_tokens(text: str) -> int:
-    """The fake's token count: Zhipu's rule of thumb (a CJK char 1, else 4 chars a token)."""
-    wide = sum(1 for ch in text if ord(ch) >= 0x2E80)
-    return wide + -(-(len(text) - wide) // 4)
-
-
-def terms(text: str) -> list[str]:
-    """Lower-cased words, and single CJK characters, of `text`."""
-    return _WORD.findall(text.lower())
-
-
-def fake_embedding(text: str, dimensions: int) -> dict[int, float]:
-    """A hashed bag of words, as {position: value}: texts sharing words point the same way.
-
-    Sparse and not unit length (clients must normalise). Position 0 is never zero, so no
-    text embeds to the zero vector.
-    """
-    vec: dict[int, float] = {0: 0.15}
-    for term in terms(text):
-        h = int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "little")
-        vec[h % dimensions] = vec.get(h % dimensions, 0.0) + (3.0 if h >> 63 else -3.0)
-    return vec
-
-
-def vector_json(sparse: dict[int, float], dimensions: int) -> str:
-    """`sparse` as a dense JSON array of floats.
-
-    Built by hand because json.dumps of 64 x 2048 floats costs tens of milliseconds a
-    request, which would make the fake, not the client, the bottleneck of a benchmark.
-    """
-    parts = ["0.0"] * dimensions
-    for position, value in sparse.items():
-        if position < dimensions:
-            parts[position] = repr(round(value, 5))
-    return "[" + ",".join(parts) + "]"
-
-
-def rerank_score(query: str, document: str) -> float:
-    """In [0, 1]: the share of the query's terms found in the document."""
-    wanted = set(terms(query))
-    if not wanted:
-        return 0.0
-    return round(0.05 + 0.9 * len(wanted & set(terms(document))) / len(wanted), 6)
-
-
-def fake_answer(messages: list[dict[str, Any]]) -> str:
-    """Quote the first sentence of source [1] in the last user message, citing it."""
-    last = next(m["content"] for m in reversed(messages) if m.get("role") == "user")
-    found = re.search(r"\[1\]\s*(.+)", str(last))
-    if not found:
-        return "The sources do not contain the answer."
-    sentence = re.split(r"(?<=[.!?。！？])\s*", found.group(1).strip(), maxsplit=1)[0]
-    return f"{sentence} [1]"
+__all__ = ["FakeState", "FakeZhipu", "create_app"]
 
 
 @dataclass
@@ -147,7 +89,12 @@ class FakeState:
     wrong_count_next: int = 0
     wrong_dimension_next: int = 0
     finish_reason_next: str | None = None
+    # Not documented for the chat stream, but the official SDK's stream parser raises on one
+    # (z-ai-sdk-python src/zai/core/_streaming.py); off unless a test asks for it.
     inband_error_next: dict[str, str] | None = None
+    embedding_array_tokens: int = EMBEDDING_ARRAY_TOKENS
+    unavailable_models: set[str] = field(default_factory=set)  # answered with 1211
+    context_windows: dict[str, int] = field(default_factory=dict)  # overrides, to test limits
     requests: list[RecordedRequest] = field(default_factory=list)
     max_in_flight: int = 0
     in_flight: int = 0
@@ -156,16 +103,22 @@ class FakeState:
     _cut_abort: bool = False
     _stall_after: int | None = None
     _stall_seconds: float = 0.0
+    generation: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
-        """Forget requests and clear every fault switch (the key stays)."""
+        """Forget requests and clear every fault switch (the key stays). A request still in
+        flight from before (a client that timed out) no longer sees the switches."""
         with self._lock:
+            self.generation += 1
             self.delay_seconds = 0.0
             self.shuffle_data = True
             self.malformed_json_next = self.wrong_count_next = self.wrong_dimension_next = 0
             self.finish_reason_next = None
             self.inband_error_next = None
+            self.embedding_array_tokens = EMBEDDING_ARRAY_TOKENS
+            self.unavailable_models = set()
+            self.context_windows = {}
             self.requests = []
             self.max_in_flight = 0
             self._faults = []
@@ -240,11 +193,14 @@ def create_app(state: FakeState) -> Starlette:
             body = json.loads(raw)
         except ValueError:
             body = None
+        generation = state.generation
         state._enter(RecordedRequest(request.url.path, dict(request.headers), body))
         streaming = False
         try:
             if state.delay_seconds:
                 await asyncio.sleep(state.delay_seconds)
+            if generation != state.generation:
+                raise FakeError(503, "1234")  # its client is gone; leave the new switches be
             fault = state._next_fault(request.url.path)
             if fault is not None:
                 return _fault_response(fault)
@@ -293,13 +249,15 @@ def _check_auth(header: str | None, key: str) -> None:
 
 def _embeddings(state: FakeState, body: dict[str, Any]) -> Response:
     model = body.get("model")
-    _require(model in EMBEDDING_LIMITS, "1211")
+    _require(model in EMBEDDING_LIMITS and model not in state.unavailable_models, "1211")
     texts = body.get("input")
     texts = [texts] if isinstance(texts, str) else texts
     _require(isinstance(texts, list) and 0 < len(texts) <= 64, message="input: 1 to 64 items")
     _require(all(isinstance(t, str) and t for t in texts), message="input must be text")
     limit = EMBEDDING_LIMITS[model]
     _require(all(fake_tokens(t) <= limit for t in texts), message=f"input over {limit} tokens")
+    total = sum(fake_tokens(t) for t in texts)
+    _require(total <= state.embedding_array_tokens, message="input 数组总长度超过限制")
     if model == "embedding-3":
         dims = body.get("dimensions", 2048)
         _require(dims in EMBEDDING_DIMENSIONS, message="dimensions must be 256/512/1024/2048")
@@ -340,8 +298,8 @@ def _rerank(body: dict[str, Any]) -> dict[str, Any]:
         "id": "fake-rerank",
         "request_id": "fake",
         "created": int(time.time()),
-        # Input order, not sorted: clients must sort by score themselves.
-        "results": [{"index": i, "relevance_score": scores[i]} for i in sorted(keep)],
+        # Best first, as the real API answers.
+        "results": [{"index": i, "relevance_score": scores[i]} for i in keep],
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
 
@@ -381,7 +339,9 @@ class ChatAnswer:
 
 def _chat(state: FakeState, body: dict[str, Any]) -> ChatAnswer:
     model = body.get("model")
-    _require(model in CHAT_MODELS, "1211")
+    _require(model in CHAT_MODELS and model not in state.unavailable_models, "1211")
+    window, max_output = CHAT_MODELS[model]
+    window = state.context_windows.get(model, window)
     messages = body.get("messages")
     _require(isinstance(messages, list) and bool(messages), message="messages is empty")
     _require(
@@ -394,15 +354,24 @@ def _chat(state: FakeState, body: dict[str, Any]) -> ChatAnswer:
     stop = body.get("stop")
     _require(stop is None or (isinstance(stop, list) and len(stop) <= 1), message="stop: 1 item")
     temperature = body.get("temperature")
-    _require(temperature is None or 0.01 <= temperature <= 0.99, message="temperature range")
+    _require(temperature is None or 0.0 <= temperature <= 1.0, message="temperature: 0-1")
     thinking = body.get("thinking")
     _require(thinking is None or model in THINKING_MODELS, "1210", "model does not think")
     thinks = model in THINKING_MODELS and (thinking or {}).get("type") != "disabled"
+    max_tokens = body.get("max_tokens")
+    _require(
+        max_tokens is None or (isinstance(max_tokens, int) and 1 <= max_tokens <= max_output),
+        "1210",
+        f"max_tokens 参数非法 (1-{max_output})",
+    )
+    prompt_tokens = sum(fake_tokens(m["content"]) for m in messages)
+    _require(prompt_tokens <= window, "1261")
     content = fake_answer(messages)
     finish = "stop"
-    max_tokens = body.get("max_tokens")
-    if isinstance(max_tokens, int) and fake_tokens(content) > max_tokens:
-        content, finish = content[: max_tokens * 4], "length"
+    room = window - prompt_tokens
+    if isinstance(max_tokens, int) and fake_tokens(content) > min(max_tokens, room):
+        finish = "length" if max_tokens <= room else "model_context_window_exceeded"
+        content = content[: min(max_tokens, room) * 4]
     forced = state.finish_reason_next
     state.finish_reason_next = None
     inband, state.inband_error_next = state.inband_error_next, None
@@ -411,7 +380,7 @@ def _chat(state: FakeState, body: dict[str, Any]) -> ChatAnswer:
         content="" if forced == "sensitive" else content,
         reasoning="Looking for the answer in source [1]." if thinks else "",
         finish_reason=forced or finish,
-        prompt_tokens=sum(fake_tokens(m["content"]) for m in messages),
+        prompt_tokens=prompt_tokens,
         inband_error=inband,
     )
 
@@ -424,7 +393,6 @@ async def _sse(state: FakeState, answer: ChatAnswer) -> AsyncIterator[bytes]:
     cut, abort, state._cut_after = state._cut_after, state._cut_abort, None
     stall, state._stall_after = state._stall_after, None
     try:
-        yield b": keep-alive\n\n"
         for i, chunk in enumerate(_chunks(answer)):
             if i == cut:
                 if abort:
@@ -450,6 +418,8 @@ def _chunks(answer: ChatAnswer) -> Iterator[dict[str, Any]]:
         if answer.inband_error is not None and i == 1:
             yield {"error": answer.inband_error}
             return
+        if answer.finish_reason == "network_error" and i == 1:
+            break  # inference failed mid-answer: the stream ends with that finish_reason
         yield chunk({"role": "assistant", "content": piece})
         if i == 0:
             yield {"id": "fake-chat", "created": 0, "model": answer.model, "choices": []}
@@ -510,8 +480,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--api-key", default="test-id.test-secret")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds added to every reply")
+    parser.add_argument(
+        "--array-tokens",
+        type=int,
+        default=EMBEDDING_ARRAY_TOKENS,
+        help="most tokens in one /embeddings request (raise it to replay older clients)",
+    )
     args = parser.parse_args(argv)
-    state = FakeState(api_key=args.api_key, delay_seconds=args.delay)
+    state = FakeState(
+        api_key=args.api_key,
+        delay_seconds=args.delay,
+        embedding_array_tokens=args.array_tokens,
+    )
     print(f"fake Zhipu on http://{args.host}:{args.port}/api/paas/v4", flush=True)
     uvicorn.run(
         create_app(state), host=args.host, port=args.port, log_level="warning", access_log=False

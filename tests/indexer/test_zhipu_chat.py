@@ -50,10 +50,12 @@ async def test_complete_answers_with_usage_and_quick_rag_params(
     assert (result.finish_reason, result.reasoning) == ("stop", "")
     usage = result.usage
     assert usage.model == "glm-4.6" and usage.prompt_tokens > 0 and usage.completion_tokens > 0
-    assert usage.cost_cny == pytest.approx(usage.total_tokens * 2.0 / 1e6)
+    # glm-4.6: input 2 CNY, output 8 CNY per million tokens, accounted apart.
+    assert usage.prompt_cost_cny == pytest.approx(usage.prompt_tokens * 2.0 / 1e6)
+    assert usage.completion_cost_cny == pytest.approx(usage.completion_tokens * 8.0 / 1e6)
     sent = fake_zhipu.calls("/chat/completions")[0].json
     assert sent["thinking"] == {"type": "disabled"}
-    assert sent["temperature"] == 0.99 and sent["stream"] is False
+    assert sent["temperature"] == 1.0 and sent["stream"] is False
     assert sent["messages"][0] == {"role": "system", "content": PROMPT[0].content}
 
 
@@ -163,6 +165,20 @@ async def test_stream_stalled_between_chunks_times_out(
     with pytest.raises(ProviderTimeout, match="stalled"):
         await collect(model)
     await model.aclose()
+
+
+async def test_stream_network_error_finish_midway_raises_after_the_first_piece(
+    fake_zhipu: FakeZhipu, zhipu_settings: Settings
+) -> None:
+    model = ZhipuChatModel.from_settings(zhipu_settings)
+    fake_zhipu.finish_reason_next = "network_error"
+    shown: list[str] = []
+    with pytest.raises(ProviderUnavailable, match="network_error"):
+        async with aclosing(model.stream(PROMPT, GLM)) as deltas:
+            async for delta in deltas:
+                shown.append(delta.content)
+    await model.aclose()
+    assert shown == ["Paris "] and len(fake_zhipu.requests) == 1
 
 
 async def test_stream_inband_error_frame_raises_mapped_error(

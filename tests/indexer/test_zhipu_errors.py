@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from indexer.errors import (
     ProviderAuthError,
+    ProviderModelUnavailable,
     ProviderQuotaError,
     ProviderRejected,
     ProviderTimeout,
@@ -17,6 +18,7 @@ from indexer.errors import (
     RateLimited,
 )
 from indexer.providers.zhipu import ZhipuEmbedder
+from indexer.providers.zhipu_codes import CODES
 from indexer.settings import Settings
 from tests.fakes.zhipu_server import FakeZhipu
 
@@ -67,7 +69,10 @@ async def test_rate_limit_retries_run_out(
     fake_zhipu: FakeZhipu, zhipu_settings: Settings, recorded_sleep: RecordedSleep
 ) -> None:
     fake_zhipu.fail_next(10, status=429, code="1302")
-    with pytest.raises(RateLimited, match=r"rate or concurrency limit.*1302.*4 tries"):
+    with pytest.raises(
+        RateLimited,
+        match=r"concurrency limit reached; lower RAGSEARCH_ZHIPU_MAX_CONCURRENCY.*1302.*4 tries",
+    ):
         await embed_one(zhipu_settings, recorded_sleep)
     assert len(fake_zhipu.requests) == 1 + zhipu_settings.zhipu_max_retries
 
@@ -76,10 +81,60 @@ async def test_arrears_1113_is_not_retried_despite_429(
     fake_zhipu: FakeZhipu, zhipu_settings: Settings, recorded_sleep: RecordedSleep
 ) -> None:
     fake_zhipu.fail_next(5, status=429, code="1113")
-    with pytest.raises(ProviderQuotaError, match="arrears: top up your Zhipu account") as info:
+    with pytest.raises(ProviderQuotaError, match="arrears: top up the balance") as info:
         await embed_one(zhipu_settings, recorded_sleep)
     assert "欠费" in str(info.value)  # the server's own words follow our summary
     assert len(fake_zhipu.requests) == 1 and recorded_sleep.waits == []
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("1110", "account is inactive"),
+        ("1111", "account does not exist"),
+        ("1112", "account is locked"),
+        ("1121", "locked for a policy violation"),
+    ],
+)
+async def test_account_states_sent_as_429_are_auth_errors_not_retried(
+    fake_zhipu: FakeZhipu,
+    zhipu_settings: Settings,
+    recorded_sleep: RecordedSleep,
+    code: str,
+    words: str,
+) -> None:
+    fake_zhipu.fail_next(5, status=429, code=code)
+    with pytest.raises(ProviderAuthError, match=words) as info:
+        await embed_one(zhipu_settings, recorded_sleep)
+    assert "see your account page at open.bigmodel.cn or contact support" in info.value.message
+    assert info.value.status == 502 and not info.value.retryable
+    assert info.value.provider_code == code
+    assert len(fake_zhipu.requests) == 1 and recorded_sleep.waits == []
+
+
+async def test_account_unreachable_1120_is_retried(
+    fake_zhipu: FakeZhipu, zhipu_settings: Settings, recorded_sleep: RecordedSleep
+) -> None:
+    fake_zhipu.fail_next(1, status=429, code="1120")
+    await embed_one(zhipu_settings, recorded_sleep)
+    assert len(fake_zhipu.requests) == 2 and len(recorded_sleep.waits) == 1
+
+
+async def test_model_overloaded_1312_is_retried_with_longer_backoff(
+    fake_zhipu: FakeZhipu, zhipu_settings: Settings, recorded_sleep: RecordedSleep
+) -> None:
+    fake_zhipu.fail_next(1, status=429, code="1312")
+    await embed_one(zhipu_settings, recorded_sleep)
+    assert len(fake_zhipu.requests) == 2 and recorded_sleep.waits[0] >= 0.004
+
+
+def test_every_documented_code_has_exactly_one_rule() -> None:
+    documented = [500, *range(1000, 1005), *range(1110, 1114), 1120, 1121, 1200]
+    documented += [*range(1210, 1216), *range(1220, 1223), 1230, 1231, 1234, 1261]
+    documented += [*range(1300, 1306), *range(1308, 1314)]
+    assert sorted(CODES) == sorted(documented)
+    retried = {code for code, rule in CODES.items() if rule.error.retryable}
+    assert retried == {500, 1120, 1200, 1230, 1234, 1302, 1303, 1305, 1312}
 
 
 @pytest.mark.parametrize(
@@ -88,7 +143,11 @@ async def test_arrears_1113_is_not_retried_despite_429(
         ("1308", ProviderQuotaError, "quota"),
         ("1261", ProviderRejected, "too long"),
         ("1301", ProviderRejected, "safety filter"),
-        ("1220", ProviderAuthError, "permission"),
+        ("1220", ProviderModelUnavailable, "no permission"),
+        ("1304", ProviderQuotaError, "daily call limit"),
+        ("1309", ProviderQuotaError, "plan has expired"),
+        ("1313", ProviderQuotaError, "fair-use"),
+        ("1211", ProviderModelUnavailable, "does not know this model"),
     ],
 )
 async def test_non_retryable_codes_map_to_their_error(
@@ -161,7 +220,9 @@ async def test_slow_server_times_out_after_retries(
     settings = zhipu_settings.model_copy(
         update={"zhipu_timeout_seconds": 0.1, "zhipu_max_retries": 2}
     )
-    with pytest.raises(ProviderTimeout, match=r"did not answer in time.*3 tries"):
+    with pytest.raises(
+        ProviderTimeout, match=r"did not answer within 0.1 s \(read timeout\).*3 tries"
+    ):
         await embed_one(settings, recorded_sleep)
     assert len(fake_zhipu.requests) == 3
 

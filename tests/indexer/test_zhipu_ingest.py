@@ -17,6 +17,7 @@ from indexer.providers.factory import EmbedderCache, EmbedderSpec
 from indexer.records import IngestReport
 from indexer.settings import Settings
 from service.cli import build_cli
+from tests.fakes.zhipu_content import fake_tokens
 from tests.fakes.zhipu_server import FakeZhipu
 
 
@@ -82,6 +83,27 @@ def test_zhipu_ingest_sends_only_valid_requests(
     finally:
         index.close()
     assert report.tokens > 0 and report.cost_cny > 0
+
+
+@pytest.mark.parametrize("batch_tokens", [None, 10**9])
+def test_zhipu_ingest_of_full_size_chunks_stays_under_the_array_limit(
+    zhipu_settings: Settings, fake_zhipu: FakeZhipu, tmp_path: Path, batch_tokens: int | None
+) -> None:
+    # Chunks near the 512-token default: 64 of them are ~4x the 8K tokens a request may carry.
+    # With no client-side bound (10**9) the fake refuses the arrays and the client splits them.
+    docs = _write_docs(tmp_path / "docs", 40, paragraphs=40)
+    settings = zhipu_settings
+    if batch_tokens is not None:
+        settings = settings.model_copy(update={"zhipu_embed_batch_tokens": batch_tokens})
+    report = _ingest(settings, docs)
+    assert report.failed == [] and report.embedded == report.chunks > 64
+    arrays = [c.json["input"] for c in fake_zhipu.calls("/embeddings")]
+    over = [a for a in arrays if sum(fake_tokens(t) for t in a) > 8192]
+    if batch_tokens is None:
+        assert over == [], "no request over the limit"
+    else:
+        assert over and len(over[0]) == 64, "refused, then split"
+        assert sum(len(a) for a in arrays if a not in over) == report.embedded
 
 
 def test_zhipu_ingest_rerun_makes_no_embedding_calls(

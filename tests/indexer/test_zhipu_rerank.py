@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from indexer.providers.base import Reranker
@@ -66,3 +67,13 @@ async def test_rerank_nothing_makes_no_call(
     result = await reranker.rerank("query", [])
     await reranker.aclose()
     assert result.ranking == [] and fake_zhipu.requests == []
+
+
+def test_fake_rerank_answers_best_first_like_the_real_api(fake_zhipu: FakeZhipu) -> None:
+    body = {"model": "rerank", "query": "solar panel", "documents": ["a", "solar", "solar panel"]}
+    answer = httpx.post(
+        fake_zhipu.base_url + "/rerank",
+        json=body,
+        headers={"Authorization": f"Bearer {fake_zhipu.api_key}"},
+    ).json()
+    assert [r["index"] for r in answer["results"]] == [2, 1, 0]

@@ -38,9 +38,9 @@ async def readyz(
     engine: EngineDep,
     principal: PrincipalDep,
 ) -> JSONResponse:
-    """200 when the catalog answers and every collection's vectors match its chunks: the
-    vectors this process serves (brought up to date with the catalog first) or, for a
-    collection it has not opened yet, the saved file.
+    """200 when the models are loaded, the catalog answers and every collection's vectors
+    match its chunks: the vectors this process serves (brought up to date with the catalog
+    first) or, for a collection it has not opened yet, the saved file.
 
     Otherwise 503 in the error body (`not_ready`) with the failing `checks`. Needs any valid
     key once keys exist. The checks list only collections the key may read (a widget key sees
@@ -48,7 +48,8 @@ async def readyz(
     counted, not named.
     """
     checks = await asyncio.to_thread(_checks, engine)
-    shown = [c for c in checks if _may_see(principal, c["name"])]
+    shown = [_models_check(engine, principal) if c["name"] == "models" else c for c in checks]
+    shown = [c for c in shown if _may_see(principal, c["name"])]
     if all(c["ok"] for c in checks):
         return JSONResponse({"status": "ready", "checks": shown})
     failing = [c["name"] for c in shown if not c["ok"]]
@@ -69,7 +70,30 @@ def _may_see(principal: Principal, check: str) -> bool:
     return principal.collections is None or name in principal.collections
 
 
+def _models_check(engine: Engine, principal: Principal | None = None) -> dict[str, Any]:
+    """Whether every collection's local model has loaded; names only what `principal` may
+    read (None: everything)."""
+    if not engine.models_loaded.is_set():
+        return {"name": "models", "ok": False, "detail": "loading"}
+    if not engine.model_errors:
+        return {"name": "models", "ok": True}
+    named = [
+        f"{name}: {why}"
+        for name, why in engine.model_errors.items()
+        if principal is None or _may_see(principal, _COLLECTION + name)
+    ]
+    hidden = len(engine.model_errors) - len(named)
+    if hidden:
+        named.append(f"{hidden} collection(s) this key may not read")
+    return {"name": "models", "ok": False, "detail": "; ".join(named)}
+
+
 def _checks(engine: Engine) -> list[dict[str, Any]]:
+    catalog, *collections = _index_checks(engine)
+    return [catalog, _models_check(engine), *collections]
+
+
+def _index_checks(engine: Engine) -> list[dict[str, Any]]:
     index = engine.index
     try:
         collections = index.catalog.list_collections()

@@ -39,9 +39,9 @@ def test_readyz_names_only_collections_the_key_may_read(
         assert response.status_code == 200, response.text
         return [c["name"] for c in response.json()["checks"]]
 
-    assert names(widget) == ["catalog"]
-    assert names(limited) == ["catalog", "collection:docs"]
-    assert names(admin) == ["catalog", "collection:docs", "collection:other"]
+    assert names(widget) == ["catalog", "models"]
+    assert names(limited) == ["catalog", "models", "collection:docs"]
+    assert names(admin) == ["catalog", "models", "collection:docs", "collection:other"]
 
 
 def test_widget_page_embeds_only_widget_keys(loaded: TestClient, settings: Settings) -> None:

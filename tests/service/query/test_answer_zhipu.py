@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from indexer.collections import create_collection
-from indexer.errors import ProviderRejected
+from indexer.errors import PayloadTooLarge, ProviderModelUnavailable, ProviderRejected
 from indexer.index import Index
 from indexer.ingest import Ingestor, SourceItem
 from indexer.settings import Settings
+from service.http.app import create_app
 from service.query.engine import Engine
 from service.query.records import AnswerRequest, SearchRequest
 from tests.fakes.zhipu_server import FakeZhipu
@@ -168,3 +170,86 @@ def test_answer_weak_evidence_says_so_without_calling_the_model(
     assert "does not contain" in body["answer"]
     assert body["citations"] == [] and body["sources"], "closest sources are still listed"
     assert _chat_models(fake_zhipu) == []
+
+
+def _whole_builds(settings: Settings) -> AnswerRequest:
+    index = Index(settings)
+    try:
+        collection = index.catalog.get_collection("kb")
+        doc = index.catalog.find_document_by_source(collection.id, "builds.md")
+        assert doc is not None
+    finally:
+        index.close()
+    return AnswerRequest(
+        query="Summarise the build steps",
+        collection="kb",
+        scope="documents",
+        document_ids=(doc.id,),
+    )
+
+
+def test_whole_documents_over_every_window_are_413_with_sizes(
+    kb: Settings, fake_zhipu: FakeZhipu
+) -> None:
+    small = kb.model_copy(update={"long_context_window": 3000})
+    with pytest.raises(PayloadTooLarge, match=r"~[\d,]+ tokens.*glm-4-long.*3,000 tokens"):
+        _answer(small, _whole_builds(small))
+    assert _chat_models(fake_zhipu) == []
+    with TestClient(create_app(small)) as client:
+        request = _whole_builds(small)
+        response = client.post(
+            "/v1/answer",
+            json={
+                "query": request.query,
+                "collection": "kb",
+                "scope": "documents",
+                "document_ids": list(request.document_ids),
+            },
+        )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_long_model_not_served_says_which_setting_and_another_long_model_works(
+    kb: Settings, fake_zhipu: FakeZhipu
+) -> None:
+    fake_zhipu.unavailable_models = {"glm-4-long"}
+    with pytest.raises(ProviderModelUnavailable, match="RAGSEARCH_ZHIPU_LONG_CHAT_MODEL"):
+        _answer(kb, _whole_builds(kb))
+    assert _chat_models(fake_zhipu) == ["glm-4-long"], "refused once, never retried"
+
+    fake_zhipu.reset()
+    fake_zhipu.unavailable_models = {"glm-4-long"}
+    other = kb.model_copy(update={"zhipu_long_chat_model": "glm-4.5"})
+    body = _answer(other, _whole_builds(other))
+    assert body["model"] == "glm-4.5" and _chat_models(fake_zhipu) == ["glm-4.5"]
+
+
+def test_context_window_exceeded_answer_is_reported_as_cut(
+    kb: Settings, fake_zhipu: FakeZhipu
+) -> None:
+    fake_zhipu.finish_reason_next = "model_context_window_exceeded"
+    body = _answer(
+        kb, AnswerRequest(query="When is a postmortem due after a SEV-1 incident?", collection="kb")
+    )
+    assert body["finish_reason"] == "model_context_window_exceeded"
+    assert any("cut short" in w for w in body["warnings"])
+
+
+def test_metrics_count_cost_by_model_and_direction(kb: Settings, fake_zhipu: FakeZhipu) -> None:
+    with TestClient(create_app(kb)) as client:
+        answer = client.post(
+            "/v1/answer",
+            json={"query": "When is a postmortem due after a SEV-1 incident?", "collection": "kb"},
+        ).json()
+        text = client.get("/metrics").text
+    (usage,) = [u for u in answer["usage"] if u["model"] == "glm-4.6"]
+    assert usage["completion_cost_cny"] == pytest.approx(usage["completion_tokens"] * 8 / 1e6)
+    assert usage["prompt_cost_cny"] == pytest.approx(usage["prompt_tokens"] * 2 / 1e6)
+    for kind in ("prompt", "completion"):
+        line = next(
+            line
+            for line in text.splitlines()
+            if line.startswith(f'ragsearch_model_cost_cny_total{{kind="{kind}",model="glm-4.6"}}')
+        )
+        assert float(line.split()[-1]) == pytest.approx(usage[f"{kind}_cost_cny"], abs=1e-6)
