@@ -14,7 +14,7 @@ Hybrid is dense + lexical top-100 fused by RRF plus fetching the top 15 texts, w
 system has both. "stall" is the first query after a one-document write by another process
 (ours) or the same client (peers), minus the median query.
 
-    pip install -e '.[bench]'
+    pip install -e '.[bench]'    # and '.[torch]' to embed the centres without --base-catalog
     python scripts/bench_scale.py --sizes 100000 300000 [--work /tmp/rs-scale] [--plots docs]
 """
 
@@ -246,7 +246,10 @@ class Ours:
         self.dir = work / "ours"
 
     def build(self, parquet: Path) -> None:
-        _ragsearch(self.dir, "collections", "create", "bench", "--embedder", "local")
+        _ragsearch(
+            self.dir, "collections", "create", "bench", "--embedder", "local",
+            "--model", "all-MiniLM-L6-v2",
+        )  # fmt: skip
         _ragsearch(self.dir, "import", str(parquet), "-c", "bench")
 
     def open(self) -> None:
