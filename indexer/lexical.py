@@ -64,6 +64,12 @@ def _segmenter() -> Any:
     return _jieba
 
 
+def chinese_words(run: str) -> list[str]:
+    """A run of Chinese text cut into words (jieba's precise mode)."""
+    words: list[str] = _segmenter().lcut(run)
+    return words
+
+
 def _cjk_words(run: str, bigrams: bool) -> list[str]:
     words = [w for w in _segmenter().lcut_for_search(run) if not w.isspace()]
     if bigrams:

@@ -56,6 +56,11 @@ class LexicalIndex(Protocol):
         condition: ColumnElement[bool] | None = None,
     ) -> list[tuple[int, float]]: ...
     def count(self, conn: Connection, collection_id: int) -> int: ...
+    def document_frequencies(
+        self, conn: Connection, collection_id: int, phrases: Sequence[Sequence[str]]
+    ) -> list[int]:
+        """Chunks containing each phrase (its tokens adjacent, in order), per phrase."""
+        ...
 
 
 def fts_table(collection_id: int) -> str:
@@ -132,6 +137,20 @@ class SqliteLexicalIndex:
         return int(
             conn.exec_driver_sql(f"SELECT count(*) FROM {fts_table(collection_id)}").scalar_one()
         )
+
+    def document_frequencies(
+        self, conn: Connection, collection_id: int, phrases: Sequence[Sequence[str]]
+    ) -> list[int]:
+        name = fts_table(collection_id)
+        out = []
+        for phrase in phrases:
+            # One FTS5 phrase: `"a b"` matches the tokens a, b adjacent and in order.
+            expression = '"' + " ".join(t.replace('"', '""') for t in phrase) + '"'
+            row = conn.exec_driver_sql(
+                f"SELECT count(*) FROM {name} WHERE {name} MATCH ?", (expression,)
+            ).scalar_one()
+            out.append(int(row))
+        return out
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -288,6 +307,29 @@ class PostgresLexicalIndex:
                 .where(chunk_lexical.c.collection_id == collection_id)
             ).scalar_one()
         )
+
+    def document_frequencies(
+        self, conn: Connection, collection_id: int, phrases: Sequence[Sequence[str]]
+    ) -> list[int]:
+        stemmed = _stemmed(conn, phrases)
+        out = []
+        for tokens in stemmed:
+            # `<->` is tsquery's "followed by": the phrase's tokens adjacent, in order.
+            expression = " <-> ".join(_quote_lexeme(t) for t in tokens if t)
+            if not expression:
+                out.append(0)
+                continue
+            tsquery = cast(literal(expression, Text), TSQUERY)
+            count = conn.execute(
+                select(func.count())
+                .select_from(chunk_lexical)
+                .where(
+                    chunk_lexical.c.collection_id == collection_id,
+                    chunk_lexical.c.tsv.bool_op("@@")(tsquery),
+                )
+            ).scalar_one()
+            out.append(int(count))
+        return out
 
 
 def lexical_index_for(dialect: str) -> LexicalIndex:

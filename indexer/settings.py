@@ -153,6 +153,27 @@ class Settings(BaseSettings):
         'the built-in table (e.g. `{"glm-4.6": [2, 8], "glm-4-long": [1, 1]}`).',
     )
 
+    # --- OpenAI-compatible chat model (Ollama, vLLM, llama.cpp, OpenAI) -------------------
+    chat_base_url: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible chat server (e.g. "
+        "http://localhost:11434/v1 for Ollama); answers use it when no Zhipu key is set.",
+    )
+    chat_api_key: SecretStr | None = Field(
+        None, description="Bearer key for the OpenAI-compatible chat server (local ones need none)."
+    )
+    chat_model: str | None = Field(
+        None, description="Model name on the OpenAI-compatible chat server (e.g. `qwen2.5:7b`)."
+    )
+    chat_model_context_window: int = Field(
+        32_768,
+        description="Context window (tokens) of the OpenAI-compatible chat model; sources are "
+        "packed to fit it with room for the answer.",
+    )
+    chat_timeout_seconds: float = Field(
+        120.0, description="Read timeout per request to the OpenAI-compatible chat server."
+    )
+
     # --- search and answer ---------------------------------------------------------------
     candidate_k: int = Field(100, description="Candidates each retriever contributes to fusion.")
     rrf_k: int = Field(60, description="Reciprocal rank fusion constant.")
@@ -184,10 +205,22 @@ class Settings(BaseSettings):
     answer_context_tokens: int = Field(
         12_000, description="Token budget for retrieved chunks packed into an answer prompt."
     )
-    min_evidence_score: float = Field(
-        0.2,
-        description="Below this relevance of the best source, an answer says the knowledge base "
-        "does not contain it.",
+    gate_min_similarity: float | None = Field(
+        None,
+        description="Decline gate: best query-to-source cosine that, with some term coverage, "
+        "lets an answer through; default: calibrated per embedder (local MiniLM 0.45; "
+        "none for Zhipu and hashing, whose cosines are not calibrated).",
+    )
+    gate_min_coverage: float | None = Field(
+        None,
+        description="Decline gate: IDF-weighted share of the question's content terms one "
+        "source must contain to answer on lexical evidence alone; default: calibrated per "
+        "embedder (0.6; beside a similarity signal 0.5 suffices). Higher declines more.",
+    )
+    gate_min_rerank_score: float = Field(
+        0.1,
+        description="Decline gate: with a reranker, an answer is declined when the best "
+        "source scores below this.",
     )
 
     # --- HTTP service --------------------------------------------------------------------

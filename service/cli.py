@@ -30,6 +30,7 @@ from service.http import commands as http_commands
 from service.query.records import ANSWER_TOP_K, FUSIONS, MODES, SEARCH_TOP_K
 
 if TYPE_CHECKING:
+    from service.query.answer_records import Answer
     from service.query.engine import Engine
     from service.query.evaluation import Dataset
     from service.query.records import Fusion, Mode, SearchResult
@@ -105,32 +106,42 @@ def ask_command(app: AppContext, question: str, collection: str, top_k: int, as_
     """A cited answer to QUESTION from the collection."""
     from service.query.records import AnswerRequest
 
-    async def run() -> dict[str, Any]:
+    async def run() -> Answer:
         async with engine_for(app.settings) as engine:
             return await engine.answer(
                 AnswerRequest(query=question, collection=collection, top_k=top_k)
             )
 
-    body = asyncio.run(run())
+    answered = asyncio.run(run())
     if as_json:
         emit_json(
             {
-                "answer": body["answer"],
-                "model": body["model"],
-                "grounded": body["grounded"],
+                "answer": answered.answer,
+                "model": answered.model,
+                "grounded": answered.grounded,
+                "warnings": list(answered.warnings),
+                "gate": None if answered.gate is None else answered.gate.as_dict(),
                 "citations": [
-                    {k: c[k] for k in ("n", "chunk_id", "document_id", "source", "snippet")}
-                    for c in body["citations"]
+                    {
+                        "n": c.n,
+                        "chunk_id": c.chunk.id,
+                        "document_id": c.chunk.document_id,
+                        "source": c.chunk.source,
+                        "snippet": c.snippet,
+                    }
+                    for c in answered.citations
                 ],
             }
         )
         return
-    click.echo(body["answer"])
-    if body["citations"]:
+    click.echo(answered.answer)
+    if answered.citations:
         click.echo("")
-    for c in body["citations"]:
-        click.echo(f"[{c['n']}] {c['title'] or ''} — {c['source']}")
-    click.echo(f"(model: {body['model']})", err=True)
+    for c in answered.citations:
+        click.echo(f"[{c.n}] {c.chunk.title or ''} — {c.chunk.source}")
+    for warning in answered.warnings:
+        click.echo(f"note: {warning}", err=True)
+    click.echo(f"(model: {answered.model})", err=True)
 
 
 @click.command("eval")

@@ -370,3 +370,11 @@ class DocumentTables(Tables):
     def lexical_count(self, collection_id: int) -> int:
         with self.connect() as conn:
             return self.lexical.count(conn, collection_id)
+
+    def document_frequencies(
+        self, collection_id: int, phrases: Sequence[Sequence[str]]
+    ) -> tuple[int, list[int]]:
+        """Chunks in the collection, and how many contain each phrase (lexical tokens)."""
+        with self.engine.connect() as conn:
+            total = self.lexical.count(conn, collection_id)
+            return total, self.lexical.document_frequencies(conn, collection_id, phrases)

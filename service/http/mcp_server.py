@@ -11,12 +11,13 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import FastAPI
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -31,6 +32,7 @@ from service.http.origins import OriginPolicy
 from service.query.engine import Engine
 from service.query.records import (
     ANSWER_TOP_K,
+    MAX_TOP_K,
     SEARCH_TOP_K,
     AnswerRequest,
     SearchRequest,
@@ -59,6 +61,19 @@ class Caller:
 CallerFor = Callable[[Context], Caller]
 Tool = TypeVar("Tool", bound=Callable[..., Awaitable[Any]])
 
+Query = Annotated[str, Field(description="What to search for (English, Chinese, identifiers).")]
+CollectionName = Annotated[
+    str, Field(description="The collection to use (list_collections names them).")
+]
+Filter = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="Metadata filter: {field: value} or operators $eq $ne $in $gt $gte $lt "
+        "$lte combined with $and/$or. Fields: source, title, media_type, document_id or any "
+        "metadata key."
+    ),
+]
+
 
 def _search_dict(hit: dict[str, Any]) -> dict[str, Any]:
     keep = ("chunk_id", "document_id", "source", "title", "heading_path", "page", "text", "score")
@@ -77,10 +92,12 @@ def build_server(caller_for: CallerFor) -> MCPServer:
 
     async def search(
         ctx: Context,
-        query: str,
-        collection: str,
-        top_k: int = SEARCH_TOP_K,
-        filter: dict[str, Any] | None = None,
+        query: Query,
+        collection: CollectionName,
+        top_k: Annotated[
+            int, Field(ge=1, le=MAX_TOP_K, description="Passages to return.")
+        ] = SEARCH_TOP_K,
+        filter: Filter = None,
     ) -> dict[str, Any]:
         """Search a collection: ranked passages with source, title, text and score."""
         caller = caller_for(ctx)
@@ -95,12 +112,18 @@ def build_server(caller_for: CallerFor) -> MCPServer:
 
     async def answer(
         ctx: Context,
-        query: str,
-        collection: str,
-        top_k: int = ANSWER_TOP_K,
-        filter: dict[str, Any] | None = None,
+        query: Annotated[str, Field(description="The question, in English or Chinese.")],
+        collection: CollectionName,
+        top_k: Annotated[
+            int, Field(ge=1, le=MAX_TOP_K, description="Sources to consider.")
+        ] = ANSWER_TOP_K,
+        filter: Filter = None,
     ) -> dict[str, Any]:
-        """Answer a question from a collection, citing sources as [n] (see `citations`)."""
+        """Answer a question from a collection, citing sources as [n] (see `citations`).
+
+        `grounded` is false when the knowledge base does not hold the answer: the answer then
+        says so and `warnings` says why.
+        """
         caller = caller_for(ctx)
         authorize(caller.principal, "read", collection)
         if caller.budget is not None:
@@ -108,10 +131,11 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         body = await caller.engine.answer(
             AnswerRequest(query=query, collection=collection, top_k=top_k, filter=filter)
         )
+        full = body.as_dict()
         if caller.budget is not None:
-            caller.budget.charge(caller.principal, body.get("usage", []))
+            caller.budget.charge(caller.principal, full["usage"])
         keep = ("answer", "citations", "model", "grounded", "finish_reason", "warnings")
-        return {k: body[k] for k in keep}
+        return {k: full[k] for k in keep}
 
     async def list_collections(ctx: Context) -> dict[str, Any]:
         """The collections this caller can search, with their document counts."""

@@ -36,8 +36,10 @@ from service.http.errors import (
     validation_message,
 )
 from service.http.schemas import FILTER_DOC, error_responses
+from service.query.answer_records import Answer, AnswerBuilder, AnswerEvent, DeltaEvent
 from service.query.engine import Engine
 from service.query.followup import Rewrite, standalone_query
+from service.query.prompting import estimate_tokens
 from service.query.records import ANSWER_TOP_K, MAX_TOP_K, AnswerRequest
 
 __all__ = [
@@ -166,6 +168,11 @@ class ChatCompletionBody(BaseModel):
     collection: str | None = Field(None, description="Collection for model `ragsearch`.")
     filter: dict[str, Any] | None = Field(None, description=FILTER_DOC)
     top_k: int = Field(ANSWER_TOP_K, ge=1, le=MAX_TOP_K, description="Sources to consider.")
+    sources_footer: bool = Field(
+        False,
+        description="Append a short `Sources:` list to the message content, for clients "
+        "that keep only `message.content`.",
+    )
 
 
 # --- the model name ----------------------------------------------------------------------
@@ -260,9 +267,17 @@ def _conversation(messages: list[ChatMessageBody]) -> tuple[str, tuple[tuple[str
     return question, history
 
 
-def _usage(calls: list[dict[str, Any]], rewrite: Rewrite) -> dict[str, Any]:
-    prompt = sum(int(c.get("prompt_tokens", 0)) for c in calls)
-    completion = sum(int(c.get("completion_tokens", 0)) for c in calls)
+def _usage(answered: Answer, question: str, rewrite: Rewrite) -> dict[str, Any]:
+    """Tokens of the chat: the answer model's own count, plus the follow-up rewrite's.
+
+    The extractive answerer calls no model: its prompt (the question) and completion (the
+    answer) are estimated as a chat model would count them.
+    """
+    calls = [u for u in answered.usage if u.model == answered.model]
+    prompt = sum(u.prompt_tokens for u in calls)
+    completion = sum(u.completion_tokens for u in calls)
+    if not calls:
+        prompt, completion = estimate_tokens(question), estimate_tokens(answered.answer)
     if rewrite.usage is not None:
         prompt += rewrite.usage.prompt_tokens
         completion += rewrite.usage.completion_tokens
@@ -273,29 +288,24 @@ def _usage(calls: list[dict[str, Any]], rewrite: Rewrite) -> dict[str, Any]:
     }
 
 
-def _extension(
-    collection: str, rewrite: Rewrite, answered: dict[str, Any], route: str | None
-) -> dict[str, Any]:
-    warnings = list(answered.get("warnings", []))
-    if rewrite.warning:
-        warnings.append(rewrite.warning)
-    return {
-        "collection": collection,
-        "query": rewrite.query,
-        "rewrite": rewrite.method,
-        "answer_model": answered.get("model"),
-        "route": route,
-        "grounded": answered.get("grounded"),
-        "warnings": warnings,
-        "timings": answered.get("timings", {}),
-    }
+def sources_footer(answered: Answer) -> str:
+    """A short "Sources:" list for clients that keep only `message.content`."""
+    if not answered.citations:
+        return ""
+    lines = [
+        f"[{c.n}] {c.chunk.title or c.chunk.source} — {c.chunk.source}" for c in answered.citations
+    ]
+    return "\n\nSources:\n" + "\n".join(lines)
 
 
 class _Chat:
     """One chat completion request, resolved: who, which collection, what to retrieve."""
 
-    def __init__(self, body: ChatCompletionBody, collection: str, rewrite: Rewrite) -> None:
+    def __init__(
+        self, body: ChatCompletionBody, question: str, collection: str, rewrite: Rewrite
+    ) -> None:
         self.body = body
+        self.question = question
         self.collection = collection
         self.rewrite = rewrite
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -304,17 +314,39 @@ class _Chat:
     def frame(self, **fields: Any) -> dict[str, Any]:
         return {"id": self.id, "created": self.created, "model": self.body.model, **fields}
 
-    def completion(self, answered: dict[str, Any]) -> dict[str, Any]:
-        finish = _FINISH_REASONS.get(str(answered.get("finish_reason")), "stop")
-        message = {"role": "assistant", "content": answered["answer"]}
+    def extension(self, answered: Answer) -> dict[str, Any]:
+        """The `ragsearch` field: how the answer was made."""
+        warnings = list(answered.warnings)
+        if self.rewrite.warning:
+            warnings.append(self.rewrite.warning)
+        return {
+            "collection": self.collection,
+            "query": self.rewrite.query,
+            "rewrite": self.rewrite.method,
+            "answer_model": answered.model,
+            "route": answered.route,
+            "grounded": answered.grounded,
+            "gate": None if answered.gate is None else answered.gate.as_dict(),
+            "warnings": warnings,
+            "timings": {k: round(v, 3) for k, v in answered.timings.items()},
+            "answer": answered.answer,
+        }
+
+    def footer(self, answered: Answer) -> str:
+        return sources_footer(answered) if self.body.sources_footer else ""
+
+    def completion(self, answered: Answer) -> dict[str, Any]:
+        finish = _FINISH_REASONS.get(answered.finish_reason, "stop")
+        content = answered.answer + self.footer(answered)
+        message = {"role": "assistant", "content": content}
         return self.frame(
             object="chat.completion",
             choices=[{"index": 0, "message": message, "finish_reason": finish}],
-            usage=_usage(answered.get("usage", []), self.rewrite),
+            usage=_usage(answered, self.question, self.rewrite),
             system_fingerprint=None,
-            citations=answered.get("citations", []),
-            sources=answered.get("sources", []),
-            ragsearch=_extension(self.collection, self.rewrite, answered, answered.get("route")),
+            citations=[c.as_dict() for c in answered.citations],
+            sources=[s.as_dict() for s in answered.sources],
+            ragsearch=self.extension(answered),
         )
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -335,42 +367,37 @@ def _stream_error(exc: Exception) -> str:
 
 
 async def _stream(
-    chat: _Chat,
-    first: tuple[str, dict[str, Any]],
-    events: AsyncGenerator[tuple[str, dict[str, Any]], None],
+    chat: _Chat, first: AnswerEvent, events: AsyncGenerator[AnswerEvent, None]
 ) -> AsyncIterator[str]:
-    """OpenAI chunks: the role, each delta, then a final chunk with finish, usage, citations."""
+    """OpenAI chunks: the role, each delta, then a final chunk with finish, usage, citations.
+
+    Deltas carry the final citation numbers (the pipeline renumbers as it streams), so the
+    concatenated deltas equal `ragsearch.answer`, and `citations` matches both.
+    """
     yield chat.chunk({"role": "assistant", "content": ""})
-    state: dict[str, Any] = {}
+    builder = AnswerBuilder()
     try:
-        event, data = first
-        while True:
-            if event == "sources":
-                state.update(sources=data["sources"], route=data["route"])
-            elif event == "delta" and data["text"]:
-                yield chat.chunk({"content": data["text"]})
-            elif event == "citations" or event == "done":
-                state.update(data)
-            try:
-                event, data = await anext(events)
-            except StopAsyncIteration:
-                break
+        builder.add(first)
+        async for event in events:
+            builder.add(event)
+            if isinstance(event, DeltaEvent) and event.text:
+                yield chat.chunk({"content": event.text})
     except Exception as exc:  # the stream has started: the error goes in it, as /v1/answer's
         yield _stream_error(exc)
         return
     finally:
         await events.aclose()
-    finish = _FINISH_REASONS.get(str(state.get("finish_reason")), "stop")
+    answered = builder.answer()
+    footer = chat.footer(answered)
+    if footer:
+        yield chat.chunk({"content": footer})
     yield chat.chunk(
         {},
-        finish,
-        usage=_usage(state.get("usage", []), chat.rewrite),
-        citations=state.get("citations", []),
-        sources=state.get("sources", []),
-        ragsearch={
-            **_extension(chat.collection, chat.rewrite, state, state.get("route")),
-            "answer": state.get("answer", ""),
-        },
+        _FINISH_REASONS.get(answered.finish_reason, "stop"),
+        usage=_usage(answered, chat.question, chat.rewrite),
+        citations=[c.as_dict() for c in answered.citations],
+        sources=[s.as_dict() for s in answered.sources],
+        ragsearch=chat.extension(answered),
     )
     yield "data: [DONE]\n\n"
 
@@ -388,9 +415,9 @@ async def chat_completions(
 ) -> JSONResponse | StreamingResponse:
     """The answer as a `chat.completion` (or `chat.completion.chunk` SSE with `stream`).
 
-    The non-streamed content is the final answer with its citation markers renumbered; a
-    stream sends the deltas as generated and the final answer in the last chunk's
-    `ragsearch.answer`, with `citations` beside it.
+    Citation markers are numbered in order of first use, the same in every streamed delta,
+    the non-streamed content, the last chunk's `ragsearch.answer` and `citations`. With the
+    extension field `sources_footer`, the content ends with a short `Sources:` list.
     """
     authorize(principal, "read")
     question, history = _conversation(body.messages)
@@ -401,9 +428,7 @@ async def chat_completions(
     budget: TokenBudget = http_request.app.state.token_budget
     budget.check(principal)
     engine.index.catalog.get_collection(collection)  # NotFound before any model call
-    rewrite = await standalone_query(
-        question, history, engine.chat, engine.settings.zhipu_chat_model
-    )
+    rewrite = await standalone_query(question, history, engine.chat, engine.chat_model_name)
     request = AnswerRequest(
         query=rewrite.query,
         collection=collection,
@@ -411,10 +436,10 @@ async def chat_completions(
         filter=body.filter,
         history=history,
     )
-    chat = _Chat(body, collection, rewrite)
+    chat = _Chat(body, question, collection, rewrite)
     if not body.stream:
         answered = await engine.answer(request)
-        budget.charge(principal, [_usage(answered.get("usage", []), rewrite)])
+        budget.charge(principal, [_usage(answered, question, rewrite)])
         return JSONResponse(chat.completion(answered))
     events = engine.answer_events(request)
     try:

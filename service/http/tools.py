@@ -24,18 +24,41 @@ router = APIRouter(
 def tool_definitions() -> list[dict[str, Any]]:
     """OpenAI / GLM function definitions for `/v1/search` and `/v1/answer`."""
     common: dict[str, Any] = {
-        "query": {"type": "string", "description": "The search query or question."},
-        "collection": {"type": "string", "description": "The collection to use."},
+        "query": {
+            "type": "string",
+            "description": "The search query or question (English, Chinese, identifiers).",
+        },
+        "collection": {
+            "type": "string",
+            "description": "The collection to use (GET /v1/collections lists them).",
+        },
         "filter": {"type": "object", "description": FILTER_DOC},
     }
     search_params = {
         **common,
-        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": SEARCH_TOP_K},
-        "mode": {"type": "string", "enum": ["hybrid", "dense", "lexical"], "default": "hybrid"},
+        "top_k": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_TOP_K,
+            "default": SEARCH_TOP_K,
+            "description": "Passages to return.",
+        },
+        "mode": {
+            "type": "string",
+            "enum": ["hybrid", "dense", "lexical"],
+            "default": "hybrid",
+            "description": "Retrieval: hybrid (dense + lexical), dense or lexical.",
+        },
     }
     answer_params = {
         **common,
-        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": ANSWER_TOP_K},
+        "top_k": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_TOP_K,
+            "default": ANSWER_TOP_K,
+            "description": "Sources to consider for the answer.",
+        },
     }
     return [
         _function(

@@ -89,6 +89,12 @@ async def widget_page(
     collection: str = Query(min_length=1, max_length=200, description="Collection to chat with."),
     key: str = Query("", max_length=200, description="A widget key (publishable)."),
     title: str = Query("", max_length=100, description="Heading shown above the chat."),
+    greeting: str = Query(
+        "", max_length=300, description="First message shown (default: a short greeting)."
+    ),
+    suggestions: str = Query(
+        "", max_length=1000, description="Suggested questions, separated by `|`."
+    ),
 ) -> HTMLResponse:
     """The widget in inline mode; pages of a key's allowed origins may frame it."""
     if not collection.strip():
@@ -98,6 +104,8 @@ async def widget_page(
         collection=html.escape(collection, quote=True),
         key=html.escape(key, quote=True),
         title=html.escape(title or collection, quote=True),
+        greeting=html.escape(greeting, quote=True),
+        suggestions=html.escape(suggestions, quote=True),
     )
     csp = (
         "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "

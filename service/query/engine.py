@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import AsyncGenerator
 
 import faiss
 
@@ -14,6 +14,8 @@ from indexer.providers.factory import EmbedderCache
 from indexer.providers.zhipu_models import chat_limits
 from indexer.settings import Settings
 from service.query.answer import AnswerContext, answer, answer_events
+from service.query.answer_records import Answer, AnswerEvent
+from service.query.gate import GateOverrides
 from service.query.records import AnswerRequest, SearchRequest, SearchResult
 from service.query.search import SearchContext, search
 
@@ -31,13 +33,63 @@ def build_reranker(settings: Settings) -> Reranker | None:
     return None
 
 
+def uses_openai_chat(settings: Settings) -> bool:
+    """An OpenAI-compatible server answers: its URL is set and no Zhipu key (Zhipu wins)."""
+    return bool(settings.chat_base_url) and not settings.has_zhipu_key
+
+
 def build_chat(settings: Settings) -> ChatModel | None:
-    """GLM over Zhipu with a key; None means the extractive answerer."""
+    """GLM over Zhipu with a key, else an OpenAI-compatible server when configured; None
+    means the extractive answerer."""
     if settings.has_zhipu_key:
         from indexer.providers.zhipu import ZhipuChatModel
 
         return ZhipuChatModel.from_settings(settings)
+    if uses_openai_chat(settings):
+        from indexer.providers.openai_chat import OpenAIChatModel
+
+        return OpenAIChatModel.from_settings(settings)
     return None
+
+
+def answer_context(
+    settings: Settings, search: SearchContext, chat: ChatModel | None
+) -> AnswerContext:
+    """Models, windows and budgets for answers: GLM-4.6 and GLM-4-Long, or the one
+    OpenAI-compatible model with its own (usually far smaller) window."""
+    gate = GateOverrides(
+        dense=settings.gate_min_similarity,
+        coverage=settings.gate_min_coverage,
+        rerank=settings.gate_min_rerank_score,
+    )
+    if uses_openai_chat(settings) and settings.chat_model:
+        window = settings.chat_model_context_window
+        # Room for the system prompt, the question and earlier turns beside the sources.
+        room = max(256, window - settings.answer_max_tokens - 1024)
+        return AnswerContext(
+            search=search,
+            chat=chat,
+            chat_model=settings.chat_model,
+            long_model=settings.chat_model,
+            chat_window=window,
+            long_window=window,
+            answer_tokens=settings.answer_max_tokens,
+            context_tokens=min(settings.answer_context_tokens, room),
+            gate=gate,
+        )
+    return AnswerContext(
+        search=search,
+        chat=chat,
+        chat_model=settings.zhipu_chat_model,
+        long_model=settings.zhipu_long_chat_model,
+        chat_window=settings.chat_context_window
+        or chat_limits(settings.zhipu_chat_model).context_window,
+        long_window=settings.long_context_window
+        or chat_limits(settings.zhipu_long_chat_model).context_window,
+        answer_tokens=settings.answer_max_tokens,
+        context_tokens=settings.answer_context_tokens,
+        gate=gate,
+    )
 
 
 class Engine:
@@ -75,19 +127,8 @@ class Engine:
             max_filter_terms=settings.max_filter_terms,
             max_filter_depth=settings.max_filter_depth,
         )
-        self.answer_context = AnswerContext(
-            search=self.search_context,
-            chat=self.chat,
-            chat_model=settings.zhipu_chat_model,
-            long_model=settings.zhipu_long_chat_model,
-            chat_window=settings.chat_context_window
-            or chat_limits(settings.zhipu_chat_model).context_window,
-            long_window=settings.long_context_window
-            or chat_limits(settings.zhipu_long_chat_model).context_window,
-            answer_tokens=settings.answer_max_tokens,
-            context_tokens=settings.answer_context_tokens,
-            min_evidence=settings.min_evidence_score,
-        )
+        self.answer_context = answer_context(settings, self.search_context, self.chat)
+        self.chat_model_name = self.answer_context.chat_model
 
     def load_models(self) -> None:
         """Load every collection's local embedder now, so no query pays for loading it.
@@ -109,10 +150,10 @@ class Engine:
     async def search(self, request: SearchRequest) -> SearchResult:
         return await search(self.search_context, request)
 
-    async def answer(self, request: AnswerRequest) -> dict[str, Any]:
+    async def answer(self, request: AnswerRequest) -> Answer:
         return await answer(self.answer_context, request)
 
-    def answer_events(self, request: AnswerRequest) -> Any:
+    def answer_events(self, request: AnswerRequest) -> AsyncGenerator[AnswerEvent, None]:
         return answer_events(self.answer_context, request)
 
     async def aclose(self) -> None:

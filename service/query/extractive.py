@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from indexer.lexical import query_tokens
 from indexer.records import StoredChunk
 from indexer.sentences import split_sentences
+from service.query.display import display_text, join_cjk
 
 MAX_SENTENCES = 3
 _MIN_SENTENCE_CHARS = 8
@@ -39,8 +40,9 @@ def extractive_answer(question: str, sources: Sequence[StoredChunk]) -> str:
     wanted = set(query_tokens(question))
     scored: list[_Scored] = []
     for n, chunk in enumerate(sources, start=1):
-        for position, (start, end) in enumerate(split_sentences(chunk.text)):
-            sentence = chunk.text[start:end].strip()
+        text = display_text(chunk)
+        for position, (start, end) in enumerate(split_sentences(text)):
+            sentence = text[start:end].strip()
             if len(sentence) < _MIN_SENTENCE_CHARS:
                 continue
             terms = set(query_tokens(sentence))
@@ -55,8 +57,10 @@ def extractive_answer(question: str, sources: Sequence[StoredChunk]) -> str:
     best = sorted(scored, key=lambda s: -s.score)[:MAX_SENTENCES]
     best.sort(key=lambda s: (s.source, s.position))  # read in document order
     # One marker after each run of sentences from the same source.
-    parts: list[str] = []
+    answer = ""
     for i, picked in enumerate(best):
         last_of_run = i + 1 == len(best) or best[i + 1].source != picked.source
-        parts.append(f"{picked.text} [{picked.source}]" if last_of_run else picked.text)
-    return " ".join(parts)
+        answer = join_cjk(answer, picked.text)
+        if last_of_run:
+            answer = join_cjk(answer, f"[{picked.source}]")
+    return answer

@@ -95,9 +95,15 @@ def rerank_score(query: str, document: str) -> float:
 
 
 def fake_answer(messages: list[dict[str, Any]]) -> str:
-    """Quote the first sentence of source [1] in the last user message, citing it."""
-    last = next(m["content"] for m in reversed(messages) if m.get("role") == "user")
-    found = re.search(r"\[1\]\s*(.+)", str(last))
+    """Quote the first sentence of source 1's text in the last user message, citing it.
+
+    Sources come fenced (`<source-BOUNDARY n="1">`, a header line, the text); without a
+    fence, the text after `[1]` is quoted.
+    """
+    last = str(next(m["content"] for m in reversed(messages) if m.get("role") == "user"))
+    found = re.search(r'<source-[0-9a-f]+ n="1">\n[^\n]*\n(.+)', last) or re.search(
+        r"\[1\]\s*(.+)", last
+    )
     if not found:
         return "The sources do not contain the answer."
     sentence = re.split(r"(?<=[.!?。！？])\s*", found.group(1).strip(), maxsplit=1)[0]

@@ -92,6 +92,7 @@ class FakeState:
     # Not documented for the chat stream, but the official SDK's stream parser raises on one
     # (z-ai-sdk-python src/zai/core/_streaming.py); off unless a test asks for it.
     inband_error_next: dict[str, str] | None = None
+    answer_next: str | None = None  # the next chat answer's text, instead of a quote
     embedding_array_tokens: int = EMBEDDING_ARRAY_TOKENS
     unavailable_models: set[str] = field(default_factory=set)  # answered with 1211
     context_windows: dict[str, int] = field(default_factory=dict)  # overrides, to test limits
@@ -116,6 +117,7 @@ class FakeState:
             self.malformed_json_next = self.wrong_count_next = self.wrong_dimension_next = 0
             self.finish_reason_next = None
             self.inband_error_next = None
+            self.answer_next = None
             self.embedding_array_tokens = EMBEDDING_ARRAY_TOKENS
             self.unavailable_models = set()
             self.context_windows = {}
@@ -366,7 +368,7 @@ def _chat(state: FakeState, body: dict[str, Any]) -> ChatAnswer:
     )
     prompt_tokens = sum(fake_tokens(m["content"]) for m in messages)
     _require(prompt_tokens <= window, "1261")
-    content = fake_answer(messages)
+    content, state.answer_next = state.answer_next or fake_answer(messages), None
     finish = "stop"
     room = window - prompt_tokens
     if isinstance(max_tokens, int) and fake_tokens(content) > min(max_tokens, room):

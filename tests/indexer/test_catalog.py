@@ -245,3 +245,19 @@ def test_catalog_database_failure_is_a_catalog_error(catalog: Catalog) -> None:
 
     assert failed.value.status == 503
     assert catalog.list_collections() == []  # the rest of the catalog still answers
+
+
+def test_catalog_document_frequencies_count_chunks_per_phrase(
+    catalog: Catalog, collection: Collection
+) -> None:
+    catalog.write_document(
+        collection,
+        new_document(),
+        new_chunks("mounting sub applications", "mount the app", "中间件在每个请求之前运行"),
+    )
+    total, counts = catalog.document_frequencies(
+        collection.id, [("mount",), ("everest",), ("中间", "间件"), ("间件", "中间")]
+    )
+    assert total == 3
+    # Stemmed like the index ("mounting" counts for "mount"); bigram phrases in order only.
+    assert counts == [2, 0, 1, 0]

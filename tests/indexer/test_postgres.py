@@ -35,6 +35,7 @@ from tests.indexer.test_catalog import (  # noqa: F401
     test_catalog_chunk_vectors_reports_chunks_missing_from_cache,
     test_catalog_create_existing_collection_conflicts,
     test_catalog_delete_document_removes_chunks_and_lexical_rows,
+    test_catalog_document_frequencies_count_chunks_per_phrase,
     test_catalog_document_text_rebuilds_text_across_overlaps,
     test_catalog_embedding_cache_is_keyed_by_model_and_dimension,
     test_catalog_list_documents_pages_in_source_order,

@@ -18,6 +18,7 @@ from service.http.deps import EngineDep, MetricsDep, PrincipalDep, authorize, re
 from service.http.errors import INTERNAL_MESSAGE, error_body, public_error, request_id
 from service.http.metrics import Metrics
 from service.http.schemas import ERROR_RESPONSES, AnswerBody, SearchBody
+from service.query.answer_records import AnswerEvent, DoneEvent
 
 __all__ = ["router", "sse_event"]
 
@@ -27,7 +28,6 @@ router = APIRouter(
     prefix="/v1", tags=["search"], responses=ERROR_RESPONSES, dependencies=[Depends(require_json)]
 )
 
-Event = tuple[str, dict[str, Any]]
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -73,7 +73,9 @@ async def answer(
 
     JSON: `answer` with `[n]` markers, `citations` (chunk id, document, title, source, span,
     snippet), `sources`, `model` and `route` (which model and why), `grounded` (false when
-    the sources are too weak to answer from), `timings`, `usage`, `warnings`.
+    the sources are too weak to answer from: the answer then says so, `sources` lists the
+    closest ones and `warnings` says why), `gate` (the decline gate's signals and reason),
+    `timings`, `usage`, `warnings`.
 
     With `stream: true`, Server-Sent Events: `sources`, then `delta` pieces of text, then
     `citations` and `done` (whose fields equal the JSON answer). Bad input is refused before
@@ -87,11 +89,11 @@ async def answer(
     budget: TokenBudget = request.app.state.token_budget
     budget.check(principal)
     if not body.stream:
-        result = await engine.answer(body.to_request())
+        result = (await engine.answer(body.to_request())).as_dict()
         _observe_answer(metrics, result)
         budget.charge(principal, result.get("usage", []))
         return result
-    events: AsyncGenerator[Event, None] = engine.answer_events(body.to_request())
+    events = engine.answer_events(body.to_request())
     try:
         first = await anext(events)
     except BaseException:
@@ -109,19 +111,20 @@ def sse_event(name: str, data: dict[str, Any]) -> bytes:
 
 
 async def _sse(
-    first: Event,
-    events: AsyncGenerator[Event, None],
+    first: AnswerEvent,
+    events: AsyncGenerator[AnswerEvent, None],
     rid: str,
     metrics: Metrics,
     charge: Callable[[list[dict[str, Any]]], None],
 ) -> AsyncIterator[bytes]:
     try:
-        yield sse_event(*first)
-        async for name, data in events:
-            if name == "done":
+        yield sse_event(first.name, first.as_dict())
+        async for event in events:
+            data = event.as_dict()
+            if isinstance(event, DoneEvent):
                 _observe_answer(metrics, data)
                 charge(data.get("usage", []))
-            yield sse_event(name, data)
+            yield sse_event(event.name, data)
     except RagsearchError as exc:
         _, code, message = public_error(exc, rid)
         yield sse_event("error", error_body(code, message, rid))

@@ -6,11 +6,15 @@
  *
  * Options (data-*): collection (required), key (a widget key), position (bottom-right,
  * bottom-left, top-right, top-left), title, lang (en or zh; default: the page's), api (the
- * server's base URL; default: where this script came from), mode ("inline" fills the page).
+ * server's base URL; default: where this script came from), mode ("inline" fills the page),
+ * greeting (the first message shown; "off" for none), suggestions (questions offered as
+ * buttons before the first one is asked: a JSON array, or texts separated by "|").
  * Theme with CSS variables on the page: --ragsearch-accent, --ragsearch-bg, --ragsearch-text,
  * --ragsearch-muted, --ragsearch-border, --ragsearch-radius, --ragsearch-font,
  * --ragsearch-width, --ragsearch-height, --ragsearch-z.
- * Model and document text is only ever set as textContent, never parsed as HTML.
+ * Model and document text is never parsed as HTML: answers are rendered as a safe Markdown
+ * subset (paragraphs, emphasis, inline code, code blocks, lists, http(s) links) by building
+ * DOM nodes whose text is set as textContent.
  */
 (function () {
   "use strict";
@@ -25,9 +29,11 @@
   var zh = lang.indexOf("zh") === 0;
   var text = zh
     ? { title: "知识库问答", placeholder: "输入问题…", send: "发送", open: "打开问答", close: "关闭",
-        sources: "来源", failed: "出错了：", empty: "（没有回答）" }
+        sources: "来源", failed: "出错了：", empty: "（没有回答）",
+        greeting: "你好！请问有什么可以帮你？我会根据文档回答，并注明来源。" }
     : { title: "Ask the docs", placeholder: "Ask a question…", send: "Send", open: "Open chat",
-        close: "Close", sources: "Sources", failed: "Something went wrong: ", empty: "(no answer)" };
+        close: "Close", sources: "Sources", failed: "Something went wrong: ", empty: "(no answer)",
+        greeting: "Hi! Ask me anything about these docs. I answer from them and cite my sources." };
   var positions = ["bottom-right", "bottom-left", "top-right", "top-left"];
   var position = positions.indexOf(data.position) >= 0 ? data.position : "bottom-right";
   var inline = data.mode === "inline";
@@ -61,6 +67,17 @@
     ".user { align-self: flex-end; background: var(--ragsearch-accent, #2563eb); color: #fff; }",
     ".assistant { align-self: flex-start; background: var(--ragsearch-bubble, #f3f4f6); }",
     ".assistant.error { background: #fef2f2; color: #991b1b; }",
+    ".greeting { align-self: flex-start; background: var(--ragsearch-bubble, #f3f4f6); }",
+    ".suggestions { display: flex; flex-wrap: wrap; gap: 6px; }",
+    ".suggestion { border: 1px solid var(--ragsearch-accent, #2563eb); color: var(--ragsearch-accent, #2563eb);",
+    "  background: transparent; border-radius: 999px; padding: 4px 10px; font: inherit; font-size: 12px; cursor: pointer; }",
+    ".text p { margin: 0 0 6px; } .text p:last-child { margin-bottom: 0; }",
+    ".text ul, .text ol { margin: 0 0 6px; padding-left: 20px; }",
+    ".text code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px;",
+    "  background: rgba(0,0,0,.06); padding: 0 3px; border-radius: 4px; }",
+    ".text pre { margin: 0 0 6px; padding: 8px; overflow-x: auto; background: rgba(0,0,0,.06); border-radius: 6px; }",
+    ".text pre code { background: none; padding: 0; }",
+    ".text a { color: var(--ragsearch-accent, #2563eb); }",
     ".cite { color: var(--ragsearch-accent, #2563eb); font-size: 11px; font-weight: 600; vertical-align: super; }",
     ".citations-box { margin-top: 8px; padding-top: 6px; border-top: 1px solid var(--ragsearch-border, #e5e7eb); white-space: normal; }",
     ".citations { margin: 0; padding: 0; list-style: none; }",
@@ -131,6 +148,23 @@
   shadow.appendChild(style);
   shadow.appendChild(root);
 
+  var suggestionsBox = null;
+  if (data.greeting !== "off") {  // an empty data-greeting (the /widget page's default) greets
+    var greeting = el("div", "msg greeting", data.greeting || text.greeting);
+    log.appendChild(greeting);
+  }
+  var suggested = suggestionsFrom(data.suggestions);
+  if (suggested.length) {
+    suggestionsBox = el("div", "suggestions");
+    suggested.forEach(function (question) {
+      var button = el("button", "suggestion", question);
+      button.type = "button";
+      button.addEventListener("click", function () { input.value = question; ask(); });
+      suggestionsBox.appendChild(button);
+    });
+    log.appendChild(suggestionsBox);
+  }
+
   bubble.addEventListener("click", function () { root.classList.add("open"); input.focus(); });
   close.addEventListener("click", function () { root.classList.remove("open"); });
   input.addEventListener("keydown", function (event) {
@@ -144,15 +178,81 @@
 
   function scrollDown() { log.scrollTop = log.scrollHeight; }
 
-  /* The answer as text nodes, with [n] markers as small superscripts. */
+  /* The answer as a safe Markdown subset, built node by node: paragraphs, lists, code blocks,
+     and inline code, **strong**, *emphasis*, http(s) links and [n] markers (superscripts). */
   function renderAnswer(node, answer) {
     node.textContent = "";
-    var parts = String(answer).split(/(\[\d{1,3}\])/);
-    for (var i = 0; i < parts.length; i++) {
-      if (!parts[i]) continue;
-      if (/^\[\d{1,3}\]$/.test(parts[i])) node.appendChild(el("span", "cite", parts[i]));
-      else node.appendChild(document.createTextNode(parts[i]));
+    var lines = String(answer).replace(/\r\n?/g, "\n").split("\n");
+    var i = 0;
+    while (i < lines.length) {
+      var line = lines[i];
+      if (/^\s*```/.test(line)) {
+        var code = [];
+        for (i++; i < lines.length && !/^\s*```/.test(lines[i]); i++) code.push(lines[i]);
+        i++;
+        var pre = el("pre");
+        pre.appendChild(el("code", null, code.join("\n")));
+        node.appendChild(pre);
+      } else if (/^\s*([-*+]|\d{1,3}[.)])\s+/.test(line)) {
+        var ordered = /^\s*\d/.test(line);
+        var list = el(ordered ? "ol" : "ul");
+        for (; i < lines.length && /^\s*([-*+]|\d{1,3}[.)])\s+/.test(lines[i]); i++) {
+          var item = el("li");
+          renderInline(item, lines[i].replace(/^\s*([-*+]|\d{1,3}[.)])\s+/, ""));
+          list.appendChild(item);
+        }
+        node.appendChild(list);
+      } else if (!line.trim()) {
+        i++;
+      } else {
+        var para = [];
+        for (; i < lines.length && lines[i].trim() && !/^\s*(```|[-*+]\s|\d{1,3}[.)]\s)/.test(lines[i]); i++) {
+          para.push(lines[i]);
+        }
+        var p = el("p");
+        renderInline(p, para.join("\n"));
+        node.appendChild(p);
+      }
     }
+  }
+
+  var INLINE = /(`[^`\n]+`)|(\*\*[^*\n]+\*\*)|(\*[^*\s][^*\n]*\*|_[^_\s][^_\n]*_)|(\[[^\]\n]+\]\([^)\s]+\))|(\[\d{1,3}\])/g;
+
+  function renderInline(node, textValue) {
+    var last = 0;
+    var match;
+    INLINE.lastIndex = 0;
+    while ((match = INLINE.exec(textValue)) !== null) {
+      if (match.index > last) node.appendChild(document.createTextNode(textValue.slice(last, match.index)));
+      var token = match[0];
+      if (match[1]) node.appendChild(el("code", null, token.slice(1, -1)));
+      else if (match[2]) node.appendChild(el("strong", null, token.slice(2, -2)));
+      else if (match[3]) node.appendChild(el("em", null, token.slice(1, -1)));
+      else if (match[4]) {
+        var label = token.slice(1, token.indexOf("]("));
+        var href = safeHref(token.slice(token.indexOf("](") + 2, -1));
+        if (href) {
+          var a = el("a", null, label);
+          a.href = href;
+          a.target = "_blank";
+          a.rel = "noopener noreferrer";
+          node.appendChild(a);
+        } else {
+          node.appendChild(document.createTextNode(label));
+        }
+      } else node.appendChild(el("span", "cite", token));
+      last = match.index + token.length;
+    }
+    if (last < textValue.length) node.appendChild(document.createTextNode(textValue.slice(last)));
+  }
+
+  function suggestionsFrom(value) {
+    if (!value) return [];
+    try {
+      var parsed = JSON.parse(value);
+      if (Array.isArray(parsed)) return parsed.map(String).filter(Boolean).slice(0, 6);
+    } catch (e) { /* not JSON: texts separated by "|" */ }
+    return value.split("|").map(function (q) { return q.trim(); }).filter(Boolean).slice(0, 6);
   }
 
   function safeHref(source) {
@@ -205,6 +305,10 @@
     busy = true;
     send.disabled = true;
     input.value = "";
+    if (suggestionsBox) {
+      suggestionsBox.remove();
+      suggestionsBox = null;
+    }
     log.appendChild(el("div", "msg user", question));
     var answerNode = el("div", "msg assistant");
     var answerText = el("div", "text", "…");

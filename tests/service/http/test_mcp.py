@@ -73,6 +73,8 @@ def test_mcp_lists_the_three_tools_with_their_arguments(server: LiveServer) -> N
         schema = by_name[name].input_schema
         assert set(schema["required"]) == {"query", "collection"}
         assert {"top_k", "filter"} <= set(schema["properties"])
+        for parameter, spec in schema["properties"].items():
+            assert spec.get("description"), f"{name}.{parameter} has no description"
 
 
 def test_mcp_search_returns_ranked_passages_with_sources(server: LiveServer) -> None:
@@ -158,6 +160,8 @@ def test_v1_tools_matches_the_mcp_tools(server: LiveServer) -> None:
         function = tool["function"]
         assert tool["type"] == "function"
         assert set(function["parameters"]["required"]) == {"query", "collection"}
+        for parameter, spec in function["parameters"]["properties"].items():
+            assert spec.get("description"), f"{function['name']}.{parameter} has no description"
         assert {"query", "collection", "top_k", "filter"} <= mcp[function["name"]]
 
 

@@ -112,3 +112,77 @@ def test_widget_streams_a_cited_answer_in_chromium(tmp_path: Path) -> None:
                 page.screenshot(path=str(ARTIFACTS / "widget.png"))
             finally:
                 browser.close()
+
+
+MARKDOWN_ANSWER = [
+    "**Logs** are rotated `nightly` [1].\n\n- first item\n- second item\n\n",
+    "```\nrotate <b>now</b>\n```\n",
+    '<img src=x onerror="window.hacked=1"> see [the page](https://docs.example/logs.md) ',
+    "or [this](javascript:window.hacked=1).",
+]
+
+
+def test_widget_renders_safe_markdown_greeting_and_suggestions(tmp_path: Path) -> None:
+    import asyncio
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from service.query.engine import Engine
+    from tests.service.conftest import ScriptedChat
+
+    settings = Settings(data_dir=tmp_path / "data")
+    build_corpus(settings)
+    engine = Engine(settings, chat=ScriptedChat(MARKDOWN_ANSWER))
+    page_html = """<!doctype html><html lang="en"><head><meta charset="utf-8"></head><body>
+<script src="{api}/widget.js" data-collection="docs" data-key="{key}"
+        data-greeting="Welcome to the shop!"
+        data-suggestions='["How often are logs rotated?", "How long are logs kept?"]'></script>
+</body></html>"""
+    try:
+        with LiveServer(create_app(settings, engine=engine)) as api:
+            site = LiveServer(Starlette())
+            index = Index(settings, writer=True)
+            try:
+                key, _ = create_key(
+                    index.catalog,
+                    "shop",
+                    ["read"],
+                    collections=["docs"],
+                    allowed_origins=[site.url],
+                )
+            finally:
+                index.close()
+            html = page_html.replace("{api}", api.url).replace("{key}", key)
+            site._server.config.app = Starlette(routes=[Route("/", lambda _: HTMLResponse(html))])
+            with site, sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_page()
+                    errors: list[str] = []
+                    page.on("pageerror", lambda exc: errors.append(str(exc)))
+                    page.goto(site.url)
+                    page.locator(".bubble").click()
+                    expect(page.locator(".greeting")).to_have_text("Welcome to the shop!")
+                    expect(page.locator(".suggestion")).to_have_count(2)
+                    page.locator(".suggestion").first.click()
+                    expect(page.locator(".suggestions")).to_have_count(0)
+                    expect(page.locator(".msg.user")).to_have_text("How often are logs rotated?")
+                    answer = page.locator(".msg.assistant").nth(0)
+                    expect(answer).to_have_attribute("data-done", "true", timeout=10_000)
+                    text = answer.locator(".text")
+                    expect(text.locator("strong")).to_have_text("Logs")
+                    expect(text.locator("p code")).to_have_text("nightly")
+                    expect(text.locator("li")).to_have_count(2)
+                    expect(text.locator("pre code")).to_have_text("rotate <b>now</b>")
+                    expect(text.locator("img")).to_have_count(0)
+                    expect(text.locator("b")).to_have_count(0)
+                    links = text.locator("a")
+                    expect(links).to_have_count(1)
+                    expect(links).to_have_attribute("href", "https://docs.example/logs.md")
+                    expect(text).to_contain_text('<img src=x onerror="window.hacked=1">')
+                    assert page.evaluate("window.hacked") is None
+                    assert errors == []
+                finally:
+                    browser.close()
+    finally:
+        asyncio.run(engine.aclose())

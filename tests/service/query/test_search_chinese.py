@@ -73,7 +73,9 @@ def test_hybrid_skips_english_only_dense_for_chinese(engine: Engine) -> None:
 
 def test_chinese_extractive_answer_quotes_the_gold_span(engine: Engine) -> None:
     record = RECORDS[0]
-    body = asyncio.run(engine.answer(AnswerRequest(query=record["question"], collection="zh")))
+    body = asyncio.run(
+        engine.answer(AnswerRequest(query=record["question"], collection="zh"))
+    ).as_dict()
     assert body["model"] == "extractive" and body["grounded"]
     assert body["citations"][0]["source"] == record["id"]
     assert any(answer in body["answer"] for answer in record["answers"])
