@@ -551,6 +551,7 @@ def plot(results: dict[int, dict[str, dict[str, Any]]], folder: Path) -> None:
 
     sizes = sorted(results)
     names = sorted({n for s in results.values() for n in s})
+    colour = {name: f"C{i}" for i, name in enumerate(names)}  # the same in every panel
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     panels = [("dense", "dense p50 ms"), ("lexical", "lexical p50 ms"), ("hybrid", "hybrid p50 ms")]
     for ax, (key, title) in zip(axes, panels, strict=False):
@@ -559,7 +560,7 @@ def plot(results: dict[int, dict[str, dict[str, Any]]], folder: Path) -> None:
                 (s, results[s][name][key]["p50"]) for s in sizes if key in results[s].get(name, {})
             ]
             if points:
-                ax.plot(*zip(*points, strict=True), marker="o", label=name)
+                ax.plot(*zip(*points, strict=True), marker="o", label=name, color=colour[name])
         ax.set(title=title, xlabel="chunks", xscale="log", yscale="log")
     for name in names:
         points = [
@@ -568,9 +569,10 @@ def plot(results: dict[int, dict[str, dict[str, Any]]], folder: Path) -> None:
             if "build_seconds" in results[s].get(name, {})
         ]
         if points:
-            axes[3].plot(*zip(*points, strict=True), marker="o", label=name)
+            axes[3].plot(*zip(*points, strict=True), marker="o", label=name, color=colour[name])
     axes[3].set(title="import chunks/s", xlabel="chunks", xscale="log")
-    axes[0].legend()
+    for ax in axes:
+        ax.legend(fontsize=8)
     fig.suptitle("ragsearch at scale (loaded machine: read the ratios)")
     fig.tight_layout()
     folder.mkdir(parents=True, exist_ok=True)
