@@ -23,6 +23,7 @@ from indexer.cli_context import (
     reports_errors,
     writing,
 )
+from indexer.vector_commands import export_vectors, import_vectors
 
 if TYPE_CHECKING:
     from indexer.ingest import Ingestor, SourceItem
@@ -314,7 +315,15 @@ def collections_drop(app: AppContext, name: str, yes: bool) -> None:
     click.echo(f"dropped {name}")
 
 
-COMMANDS: tuple[click.Command, ...] = (ingest, status, documents, delete, collections)
+COMMANDS: tuple[click.Command, ...] = (
+    ingest,
+    status,
+    documents,
+    delete,
+    collections,
+    import_vectors,
+    export_vectors,
+)
 
 
 def run() -> None:
