@@ -9,7 +9,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,17 +30,20 @@ from indexer.records import (
     MAX_OVERLAP_SENTENCES,
     MIN_CHUNK_TOKENS,
 )
+from indexer.vector_commands import export_vectors, import_vectors
 
 if TYPE_CHECKING:
+    from indexer.index import Index
     from indexer.ingest import Ingestor, SourceItem
     from indexer.providers.factory import EmbedderCache
     from indexer.records import IngestReport
+    from indexer.settings import Settings
 
 __all__ = ["COMMANDS", "run"]
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, metavar="PATH_OR_URL...")
 @click.option("-c", "--collection", required=True, help="Collection to ingest into.")
 @click.option("--sync", is_flag=True, help="Delete documents whose files vanished from PATHS.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
@@ -56,65 +59,161 @@ __all__ = ["COMMANDS", "run"]
     default=None,
     help="Expected vector size; refused if the collection was created with another.",
 )
+@click.option(
+    "-m",
+    "--metadata",
+    "metadata_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Metadata for every file (repeatable); numbers and true/false stay typed.",
+)
+@click.option(
+    "--metadata-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A JSON object of metadata for every file (a sidecar); --metadata adds to it.",
+)
 @pass_app
 @reports_errors
 def ingest(
     app: AppContext,
-    paths: tuple[Path, ...],
+    paths: tuple[str, ...],
     collection: str,
     sync: bool,
     as_json: bool,
     quiet: bool,
     follow_symlinks: bool,
     dimensions: int | None,
+    metadata_pairs: tuple[str, ...],
+    metadata_file: Path | None,
 ) -> None:
-    """Parse, chunk, embed and store files (directories recursively).
+    """Parse, chunk, embed and store files (directories recursively) or web pages.
 
     Unchanged files cost nothing on a re-run; changed files replace their chunks. Links
     leaving a named directory and anything not a regular file (FIFOs, devices) are reported
     as skipped and never read.
-    Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error, 7 when
-    the disk filled (the report of what landed is still printed with --json).
+    An http(s) URL is downloaded (public addresses only, see
+    RAGSEARCH_URL_FETCH_ALLOWED_NETWORKS; size and time limited) and stored under its URL.
+    Metadata is filterable in search (`--filter`); it is stored when a file is added or
+    changed (unchanged content is skipped, metadata included).
+    Exit status: 0 when every file landed, 1 when some failed, 2 for a usage error,
+    4 when another writer holds the data directory, 7 when the disk filled (the report of
+    what landed is still printed with --json).
     """
-    from indexer.collections import drop_if_empty, ensure_collection
-    from indexer.errors import Conflict, StorageError
-    from indexer.ingest import Ingestor, discover
-    from indexer.progress import ingest_progress
+    from indexer.metadata_options import metadata_from_options
     from indexer.providers.factory import EmbedderCache
 
     settings = app.settings
-    items = discover(list(paths), follow_symlinks=follow_symlinks)
+    metadata = metadata_from_options(metadata_pairs, metadata_file)
+    files, items = _sources(paths, metadata, settings, follow_symlinks)
     embedders = EmbedderCache(settings)
-    with writing(settings) as index:
-        created = index.catalog.find_collection(collection) is None
-        if created:
-            notice_default(settings)
-        target = ensure_collection(index, embedders, collection)
-        if dimensions is not None and dimensions != target.dimensions:
-            raise Conflict(
-                f"collection {collection!r} stores {target.dimensions}-dimensional vectors; "
-                f"its dimension cannot change to {dimensions} (create a new collection)"
-            )
-        embedder = embedders.for_collection(target)
-        show = not quiet and sys.stderr.isatty()
-        with ingest_progress(enabled=show) as on_progress:
-            ingestor = Ingestor(index, target, embedder, on_progress=on_progress)
-            try:
-                report = asyncio.run(
-                    _run_and_close(ingestor, items, paths if sync else None, embedders)
-                )
-            except StorageError:
-                # Keep the report of what landed before the disk filled, then the error.
-                if as_json:
-                    emit_json(ingestor.report.as_dict())
-                raise
-        if created and (report.failed or report.skipped) and drop_if_empty(index, target):
-            click.echo(
-                f"{collection}: nothing was ingested; the new collection was not kept", err=True
-            )
+    with writing(settings, "ingest") as index:
+        report, first_run = _ingest_into(
+            index,
+            embedders,
+            collection,
+            items,
+            files if sync else None,
+            dimensions,
+            quiet=quiet,
+            as_json=as_json,
+        )
     _print_report(collection, report, as_json)
+    if first_run and report.added and not quiet:
+        _next_steps(collection)
     if report.failed:
         sys.exit(1)
+
+
+def _ingest_into(
+    index: Index,
+    embedders: EmbedderCache,
+    collection: str,
+    items: list[SourceItem],
+    sync: list[Path] | None,
+    dimensions: int | None,
+    *,
+    quiet: bool,
+    as_json: bool,
+) -> tuple[IngestReport, bool]:
+    """Ingest `items` under the writer lock; returns the report and whether the collection
+    was empty before (a first run)."""
+    from indexer.collections import drop_if_empty, ensure_collection
+    from indexer.errors import Conflict, StorageError
+    from indexer.ingest import Ingestor
+    from indexer.progress import ingest_progress
+
+    created = index.catalog.find_collection(collection) is None
+    if created:
+        notice_default(index.settings)
+    target = ensure_collection(index, embedders, collection)
+    first_run = index.catalog.count_documents(target.id) == 0
+    if dimensions is not None and dimensions != target.dimensions:
+        raise Conflict(
+            f"collection {collection!r} stores {target.dimensions}-dimensional vectors; "
+            f"its dimension cannot change to {dimensions} (create a new collection)"
+        )
+    embedder = embedders.for_collection(target)
+    show = not quiet and sys.stderr.isatty()
+    with ingest_progress(enabled=show) as on_progress:
+        ingestor = Ingestor(index, target, embedder, on_progress=on_progress)
+        try:
+            report = asyncio.run(_run_and_close(ingestor, items, sync, embedders))
+        except StorageError:
+            # Keep the report of what landed before the disk filled, then the error.
+            if as_json:
+                emit_json(ingestor.report.as_dict())
+            raise
+    if created and (report.failed or report.skipped) and drop_if_empty(index, target):
+        click.echo(f"{collection}: nothing was ingested; the new collection was not kept", err=True)
+    return report, first_run
+
+
+def _next_steps(collection: str) -> None:
+    """After the first ingest into an empty collection: what to try next (on stderr)."""
+    name = (
+        collection if collection.replace("-", "").replace("_", "").isalnum() else repr(collection)
+    )
+    click.echo(
+        "\nnext steps:\n"
+        f'  ragsearch search "your question" -c {name}\n'
+        f'  ragsearch ask "your question" -c {name}\n'
+        f"  ragsearch show DOCUMENT -c {name}      # a document's text and chunks\n"
+        "  ragsearch serve                       # then open http://127.0.0.1:8000/console",
+        err=True,
+    )
+
+
+def _sources(
+    paths: Sequence[str], metadata: dict[str, Any], settings: Settings, follow_symlinks: bool
+) -> tuple[list[Path], list[SourceItem]]:
+    """The files named (for `--sync`), and every item to ingest: files found under the paths
+    and pages downloaded from the URLs, each with `metadata`."""
+    from dataclasses import replace
+
+    from indexer.ingest import discover
+    from indexer.url_fetch import is_url
+
+    urls = [p for p in paths if is_url(p)]
+    files = [Path(p) for p in paths if not is_url(p)]
+    found = discover(files, follow_symlinks=follow_symlinks)
+    if urls:
+        found += asyncio.run(_fetch_pages(urls, settings))
+    return files, [replace(i, metadata=dict(metadata)) for i in found]
+
+
+async def _fetch_pages(urls: list[str], settings: Settings) -> list[SourceItem]:
+    from indexer.ingest import SourceItem
+    from indexer.url_fetch import UrlPolicy, fetch_url
+
+    policy = UrlPolicy.from_settings(
+        settings.max_file_bytes, settings.url_fetch_timeout, settings.url_fetch_allowed_networks
+    )
+    items = []
+    for url in urls:
+        page = await fetch_url(url, policy)
+        items.append(SourceItem(url, page.filename, data=page.data))
+    return items
 
 
 def _print_report(collection: str, report: IngestReport, as_json: bool) -> None:
@@ -219,7 +318,7 @@ def delete(
 
     if not sources and not ids:
         raise InputError("name at least one --source or --id")
-    with writing(app.settings) as index:
+    with writing(app.settings, "delete") as index:
         target = index.catalog.get_collection(collection)
         wanted = list(ids)
         for source in sources:
@@ -289,7 +388,7 @@ def collections_create(
 
     settings = app.settings
     spec = requested_embedder_spec(settings, embedder, model, dimensions)
-    with writing(settings) as index:
+    with writing(settings, "create a collection") as index:
         created = create_collection(
             index,
             EmbedderCache(settings),
@@ -332,13 +431,21 @@ def collections_drop(app: AppContext, name: str, yes: bool) -> None:
     """Drop a collection with all its documents and vectors."""
     if not yes and not click.confirm(f"drop collection {name!r} and everything in it?", err=True):
         sys.exit(1)
-    with writing(app.settings) as index:
+    with writing(app.settings, "drop a collection") as index:
         dropped = index.catalog.drop_collection(name)
         index.forget(dropped)
     click.echo(f"dropped {name}")
 
 
-COMMANDS: tuple[click.Command, ...] = (ingest, status, documents, delete, collections)
+COMMANDS: tuple[click.Command, ...] = (
+    ingest,
+    status,
+    documents,
+    delete,
+    collections,
+    import_vectors,
+    export_vectors,
+)
 
 
 def run() -> None:

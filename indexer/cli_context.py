@@ -51,10 +51,27 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
+EXIT_CODES = """\b
+Exit status:
+  0    done
+  1    some files failed to ingest (the rest landed), or a confirmation was declined
+  2    bad input (usage, JSON, filter, unsupported or unparseable file, too large)
+  3    not found (collection, document, key)
+  4    conflict, or locked: another writer holds the data directory
+  5    unauthorized or forbidden
+  6    a model provider failed, or a rate limit was hit
+  7    storage failed (the disk is full, or an I/O error); what was committed is kept
+  130  interrupted (what was committed is kept)"""
+
+
 def new_group(commands: Iterable[click.Command]) -> click.Group:
     """The `ragsearch` group (`--data-dir`, `--version`, `--help`) holding `commands`."""
 
-    @click.group(context_settings={"help_option_names": ["-h", "--help"]}, commands=list(commands))
+    @click.group(
+        context_settings={"help_option_names": ["-h", "--help"]},
+        commands=list(commands),
+        epilog=EXIT_CODES,
+    )
     @click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -119,12 +136,16 @@ def open_index(settings: Settings, *, writer: bool) -> Iterator[Index]:
 
 
 @contextmanager
-def writing(settings: Settings) -> Iterator[Index]:
-    """The index opened for writing, under the data directory's writer lock."""
+def writing(settings: Settings, operation: str = "write") -> Iterator[Index]:
+    """The index opened for writing, under the data directory's writer lock.
+
+    `operation` names the command in the lock file and in a refusal ("cannot delete: ...").
+    """
     from indexer.writer_lock import WriterLock
 
     make_private_dir(settings.data_dir)
-    with WriterLock(settings.data_dir), open_index(settings, writer=True) as index:
+    lock = WriterLock(settings.data_dir, operation=operation)
+    with lock, open_index(settings, writer=True) as index:
         yield index
 
 

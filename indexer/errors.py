@@ -49,6 +49,19 @@ class ParseError(InputError):
     code = "unparseable_document"
 
 
+class UrlRefused(InputError):
+    """A URL ingest aimed at a place it may not reach (private address, wrong scheme)."""
+
+    code = "url_refused"
+
+
+class UrlFetchFailed(InputError):
+    """A URL ingest could not download its page (unreachable, HTTP error, too slow, too big)."""
+
+    status = 422
+    code = "url_fetch_failed"
+
+
 class NotFound(RagsearchError):
     status = 404
     code = "not_found"
@@ -219,6 +232,8 @@ ALL_ERRORS: tuple[type[RagsearchError], ...] = (
     PayloadTooLarge,
     UnsupportedMediaType,
     ParseError,
+    UrlRefused,
+    UrlFetchFailed,
     NotFound,
     ModelNotFound,
     Conflict,

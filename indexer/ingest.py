@@ -43,7 +43,6 @@ from indexer.records import (
 )
 
 _GROUP_CHUNKS = 512  # chunks embedded together: big batches keep the model busy
-_CHECKPOINT_SECONDS = 5.0  # how often the vector file is saved during a long ingest
 
 ProgressCallback = Callable[[IngestProgress], None]
 
@@ -221,10 +220,11 @@ class Ingestor:
         self.settings = index.settings
         self.on_progress = on_progress
         self.store = index.store(collection)  # loads and reconciles the vector file
+        index.lexicon(collection)  # a writer's tantivy index catches up before writing
         self.report = IngestReport(collection=collection.name)
         self._pending: list[_Prepared] = []
         self._pending_chunks = 0
-        self._last_save = time.monotonic()
+        self._changes = 0  # vectors added or removed since the index last heard of them
         self._files_total: int | None = None
         self._files_done = 0
         self._chunks_found = 0
@@ -261,13 +261,12 @@ class Ingestor:
             raise
         finally:
             try:
-                if self.store.dirty:
-                    self.store.save()
+                self._mark_current()  # saves the vectors when enough changed
             except StorageError as exc:
                 self.report.error = self.report.error or exc.message
                 raise
             finally:
-                self.index.mark_current(self.collection, self.store)
+                self.index.finish_writing(self.collection)
                 self.report.seconds = time.perf_counter() - started
         self.catalog.checkpoint()  # committed documents reach the database file now
         return self.report
@@ -360,10 +359,12 @@ class Ingestor:
         # Failed documents are done too: the bar counts work finished, not work that landed.
         self._chunks_done += sum(len(p.drafts) for p in pending)
         self._progress()
-        self.index.mark_current(self.collection, self.store)
-        if self.store.dirty and time.monotonic() - self._last_save > _CHECKPOINT_SECONDS:
-            self.store.save()
-            self._last_save = time.monotonic()
+        self._mark_current()
+
+    def _mark_current(self) -> None:
+        """Tell the index what this run changed; it saves the vectors when enough did."""
+        changes, self._changes = self._changes, 0
+        self.index.mark_current(self.collection, self.store, changes)
 
     async def _embed(
         self, pending: Sequence[_Prepared]
@@ -413,24 +414,27 @@ class Ingestor:
         batch = [(p.document(), p.new_chunks()) for p in ready]
         try:
             results = self.catalog.write_documents(self.collection, batch)
-            written = ready
+            written = list(zip(ready, batch, strict=True))
         except CatalogError:
             results, written = [], []
             for prepared, item in zip(ready, batch, strict=True):
                 try:
                     results += self.catalog.write_documents(self.collection, [item])
-                    written.append(prepared)
+                    written.append((prepared, item))
                 except CatalogError as exc:
                     self._fail(prepared.item.source, exc)
         removed = [i for written_doc in results for i in written_doc.removed_ids]
-        self.store.remove(np.asarray(removed, dtype=np.int64))
+        self._changes += self.store.remove(np.asarray(removed, dtype=np.int64))
         chunk_ids = [i for written_doc in results for i in written_doc.chunk_ids]
+        self._changes += len(chunk_ids)
         if chunk_ids:
-            stacked = np.stack([vectors[s] for p in written for s in p.embed_shas])
+            stacked = np.stack([vectors[s] for p, _ in written for s in p.embed_shas])
             self.store.add(np.asarray(chunk_ids, dtype=np.int64), stacked)
+        texts = [c.lexical_text for _, (_, new_chunks) in written for c in new_chunks]
+        self.index.write_lexical(self.collection, chunk_ids, texts, removed)
         self.report.chunks += len(chunk_ids)
-        self.report.updated += sum(1 for p in written if p.is_update)
-        self.report.added += sum(1 for p in written if not p.is_update)
+        self.report.updated += sum(1 for p, _ in written if p.is_update)
+        self.report.added += sum(1 for p, _ in written if not p.is_update)
 
     def _delete_vanished(
         self, existing: dict[str, tuple[int, str]], seen: set[str], scope: Sequence[Path]
@@ -446,18 +450,20 @@ class Ingestor:
 
     def delete_document(self, document_id: int) -> None:
         removed = self.catalog.delete_document(self.collection.id, document_id)
-        self.store.remove(np.asarray(removed, dtype=np.int64))
+        self._changes += self.store.remove(np.asarray(removed, dtype=np.int64))
+        self.index.write_lexical(self.collection, [], [], removed)
         self.report.deleted += 1
 
 
 def delete_documents(index: Index, collection: Collection, document_ids: Sequence[int]) -> None:
     """Delete documents with their chunks, text and vectors. The caller holds the writer lock."""
     store = index.store(collection)
+    changes = 0
     try:
         for document_id in document_ids:
             removed = index.catalog.delete_document(collection.id, document_id)
-            store.remove(np.asarray(removed, dtype=np.int64))
+            changes += store.remove(np.asarray(removed, dtype=np.int64))
+            index.write_lexical(collection, [], [], removed)
     finally:
-        if store.dirty:
-            store.save()
-        index.mark_current(collection, store)
+        index.mark_current(collection, store, changes)
+        index.finish_writing(collection)

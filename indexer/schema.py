@@ -134,3 +134,22 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     sqlite_autoincrement=True,
 )
+
+ingest_jobs = Table(
+    "ingest_jobs",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("collection", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),  # upload | url
+    # queued | running | done | failed | interrupted
+    Column("status", String(16), nullable=False),
+    Column("owner", String(300), nullable=False),  # host:pid of the process running it
+    Column("manifest", JSON, nullable=False),  # what to ingest: staged files or URLs
+    Column("progress", JSON, nullable=False),
+    Column("report", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_ingest_jobs_status", "status"),
+    sqlite_autoincrement=True,
+)

@@ -45,8 +45,22 @@ class Settings(BaseSettings):
     ivf_nprobe: int = Field(
         32, description="IVF lists probed per query once a collection is approximate."
     )
+    lexical_engine: Literal["auto", "tantivy", "database"] = Field(
+        "auto",
+        description="Lexical search: `tantivy` (an index per collection under DATA_DIR/lexical, "
+        "top-k pruning, fast at a million chunks), `database` (SQLite FTS5 or PostgreSQL full "
+        "text), or `auto`: tantivy with a SQLite catalog, the database with PostgreSQL.",
+    )
     max_file_bytes: int = Field(
         50 * 1024 * 1024, description="Largest file (bytes) ingest accepts; larger ones fail alone."
+    )
+    url_fetch_timeout: float = Field(
+        30.0, gt=0, description="Seconds a URL ingest may take to download (redirects included)."
+    )
+    url_fetch_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR, e.g. 10.0.0.0/8) URL ingests may reach although private, "
+        "loopback or link-local; by default only public addresses are fetched.",
     )
     max_pages_per_document: int = Field(
         5_000, description="Most pages a PDF may have; a longer one fails alone, before parsing."
@@ -263,6 +277,18 @@ class Settings(BaseSettings):
     def vectors_dir(self) -> Path:
         """Where FAISS files live."""
         return self.data_dir / "vectors"
+
+    @property
+    def lexical_dir(self) -> Path:
+        """Where tantivy indexes live."""
+        return self.data_dir / "lexical"
+
+    @property
+    def uses_tantivy(self) -> bool:
+        """Whether lexical search goes to tantivy (see `lexical_engine`)."""
+        if self.lexical_engine == "auto":
+            return self.resolved_catalog_url.startswith("sqlite")
+        return self.lexical_engine == "tantivy"
 
     @property
     def has_zhipu_key(self) -> bool:

@@ -16,11 +16,16 @@ from indexer.errors import Locked
 
 
 class WriterLock:
-    """Exclusive write access; waits up to `timeout` seconds, then raises `Locked`."""
+    """Exclusive write access; waits up to `timeout` seconds, then raises `Locked`.
 
-    def __init__(self, data_dir: Path, timeout: float = 0.0) -> None:
+    The holder writes its pid and `operation` (e.g. `delete`) into the lock file, so the
+    refusal says what is writing and which operation was refused.
+    """
+
+    def __init__(self, data_dir: Path, timeout: float = 0.0, *, operation: str = "write") -> None:
         self.path = data_dir / "ingest.lock"
         self.timeout = timeout
+        self.operation = operation
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -33,15 +38,17 @@ class WriterLock:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").split(maxsplit=1)
                     os.close(fd)
+                    pid = holder[0] if holder else "unknown"
+                    what = holder[1] if len(holder) > 1 else "a writer"
                     raise Locked(
-                        f"another ingest is writing to {self.path.parent} (pid {holder}); "
-                        "wait for it to finish and try again"
+                        f"cannot {self.operation}: {self.path.parent} is locked by pid {pid} "
+                        f"({what}); wait for it to finish and try again"
                     ) from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {self.operation}".encode(), 0)
         self._fd = fd
 
     def release(self) -> None:

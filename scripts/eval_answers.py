@@ -8,9 +8,11 @@ Chinese:
 - `fastapi`: the FastAPI docs, English and Chinese pages; hand-written questions in
   `scripts/answer_eval/fastapi.jsonl` (a third of them marked `held`: never tuned on).
 - `scifact`: 500 SciFact abstracts; on-topic = SciFact claims whose evidence is among them;
-  off-topic = the general English questions and the FastAPI English questions.
+  off-topic = the general English questions, the FastAPI English questions and biomedical
+  near-misses SciFact does not answer (`scripts/answer_eval/near_misses.jsonl`).
 - `cmrc`: the CMRC 2018 Chinese Wikipedia passages; on-topic = CMRC questions;
-  off-topic = the general Chinese questions and the FastAPI Chinese questions.
+  off-topic = the general Chinese questions, the FastAPI Chinese questions and Chinese
+  general-knowledge near-misses the passages do not answer (`near_misses.jsonl`).
 
 For each question the real answer path runs (the embedded extractive answerer, no key) and
 the script prints, per knowledge base, language and split: the share of off-topic questions
@@ -51,6 +53,7 @@ except ImportError:  # the layout before issue 15, to measure "before"
 
 DATASETS = Path("/work/shared/datasets")
 DEVSET = ROOT / "scripts" / "answer_eval" / "fastapi.jsonl"
+NEAR_MISSES = ROOT / "scripts" / "answer_eval" / "near_misses.jsonl"
 SCIFACT_DOCS = 500
 SCIFACT_CLAIMS = 60
 CMRC_QUESTIONS = 60
@@ -75,6 +78,15 @@ def fastapi_questions() -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle]
 
 
+def near_misses(kb: str) -> list[Question]:
+    """Off-topic questions in the knowledge base's own domain (split by hash, like the rest)."""
+    with NEAR_MISSES.open(encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
+    return [
+        Question(kb, r["q"], r["lang"], "off", (), split_of(r["q"])) for r in rows if r["kb"] == kb
+    ]
+
+
 def questions(kb: str) -> list[Question]:
     rows = fastapi_questions()
     if kb == "fastapi":
@@ -88,14 +100,16 @@ def questions(kb: str) -> list[Question]:
             for text, docs in _scifact_claims()
         ]
         others = [r for r in rows if r["lang"] == "en"]
-        return claims + [Question(kb, r["q"], "en", "off", (), r["split"]) for r in others]
+        off = [Question(kb, r["q"], "en", "off", (), r["split"]) for r in others]
+        return claims + off + near_misses(kb)
     if kb == "cmrc":
         on = [
             Question(kb, text, "zh", "on", (f"cmrc:{context}",), split_of(text))
             for text, context in _cmrc_questions()
         ]
         others = [r for r in rows if r["lang"] == "zh"]
-        return on + [Question(kb, r["q"], "zh", "off", (), r["split"]) for r in others]
+        off = [Question(kb, r["q"], "zh", "off", (), r["split"]) for r in others]
+        return on + off + near_misses(kb)
     raise SystemExit(f"unknown knowledge base {kb!r}")
 
 

@@ -21,6 +21,7 @@ from indexer.cli_context import (
     AppContext,
     emit_json,
     new_group,
+    open_index,
     pass_app,
     reports_errors,
     writing,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from service.query.answer_records import Answer
     from service.query.engine import Engine
     from service.query.evaluation import Dataset
-    from service.query.records import Fusion, Mode, SearchResult
+    from service.query.records import Fusion, Mode
 
 __all__ = ["build_cli", "run"]
 
@@ -49,99 +50,171 @@ async def engine_for(settings: Settings) -> AsyncIterator[Engine]:
         await engine.aclose()
 
 
+def _filter(raw: str | None) -> dict[str, Any] | None:
+    """`--filter '{"team": "ops"}'`: the same JSON filter as HTTP's `filter`."""
+    import json
+
+    from indexer.errors import InputError
+
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--filter: not valid JSON ({exc.msg})") from exc
+    if not isinstance(value, dict):
+        raise InputError('--filter: expected a JSON object, e.g. \'{"team": "ops"}\'')
+    return value
+
+
+_FILTER_HELP = (
+    'Metadata filter as JSON, as in HTTP: \'{"team": "ops"}\', '
+    '\'{"year": {"$gte": 2024}}\', \'{"$or": [...]}\'.'
+)
+
+
 @click.command("search")
 @click.argument("query")
 @click.option("-c", "--collection", required=True, help="Collection to search.")
 @click.option("-k", "--top-k", default=SEARCH_TOP_K, show_default=True, help="Results to return.")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.option("--filter", "filter_json", default=None, metavar="JSON", help=_FILTER_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout (as HTTP).")
 @pass_app
 @reports_errors
 def search_command(
-    app: AppContext, query: str, collection: str, top_k: int, mode: Mode, as_json: bool
+    app: AppContext,
+    query: str,
+    collection: str,
+    top_k: int,
+    mode: Mode,
+    filter_json: str | None,
+    as_json: bool,
 ) -> None:
-    """Ranked chunks for QUERY."""
+    """Ranked chunks for QUERY, each with its fused score and the score of each retriever.
+
+    `--json` prints what `POST /v1/search` answers: results (with heading path, page, span,
+    `score` and `scores` per retriever), timings per stage, usage and warnings.
+    """
     from service.query.records import SearchRequest
 
-    async def run() -> SearchResult:
-        async with engine_for(app.settings) as engine:
-            return await engine.search(
-                SearchRequest(query=query, collection=collection, top_k=top_k, mode=mode)
-            )
+    request = SearchRequest(
+        query=query,
+        collection=collection,
+        top_k=top_k,
+        mode=mode,
+        filter=_filter(filter_json),
+    )
 
-    result = asyncio.run(run())
+    async def run() -> Any:
+        async with engine_for(app.settings) as engine:
+            return await engine.search(request)
+
+    body = asyncio.run(run()).as_dict()
     if as_json:
-        emit_json(
-            {
-                "results": [
-                    {
-                        "chunk_id": h.chunk.id,
-                        "document_id": h.chunk.document_id,
-                        "source": h.chunk.source,
-                        "title": h.chunk.title,
-                        "text": h.chunk.text,
-                        "score": round(h.score, 6),
-                    }
-                    for h in result.hits
-                ]
-            }
-        )
+        emit_json(body)
         return
-    for warning in result.warnings:
+    for warning in body["warnings"]:
         click.echo(f"note: {warning}", err=True)
-    for rank, h in enumerate(result.hits, start=1):
-        text = " ".join(h.chunk.text.split())
-        click.echo(f"{rank}. [{h.score:.4f}] {h.chunk.title or ''} — {h.chunk.source}")
+    if not body["results"]:
+        click.echo("no results", err=True)
+    for rank, r in enumerate(body["results"], start=1):
+        scores = " ".join(f"{k} {v:.4f}" for k, v in r["scores"].items())
+        where = " › ".join(r["heading_path"]) or (r["title"] or "")
+        page = f" (page {r['page']})" if r["page"] is not None else ""
+        click.echo(f"{rank}. [{r['score']:.4f}; {scores}] {where} — {r['source']}{page}")
+        text = " ".join(r["text"].split())
         click.echo(f"   {text[:200]}{'…' if len(text) > 200 else ''}")
+    timings = ", ".join(f"{k} {v:.1f}" for k, v in body["timings"].items())
+    click.echo(f"(ms: {timings})", err=True)
 
 
 @click.command("ask")
 @click.argument("question")
 @click.option("-c", "--collection", required=True, help="Collection to answer from.")
 @click.option("-k", "--top-k", default=ANSWER_TOP_K, show_default=True, help="Sources to consider.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
+@click.option("--filter", "filter_json", default=None, metavar="JSON", help=_FILTER_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout (as HTTP).")
 @pass_app
 @reports_errors
-def ask_command(app: AppContext, question: str, collection: str, top_k: int, as_json: bool) -> None:
-    """A cited answer to QUESTION from the collection."""
+def ask_command(
+    app: AppContext,
+    question: str,
+    collection: str,
+    top_k: int,
+    mode: Mode,
+    filter_json: str | None,
+    as_json: bool,
+) -> None:
+    """A cited answer to QUESTION from the collection.
+
+    `--json` prints what `POST /v1/answer` answers: answer, citations (with heading path,
+    page, span), the prompt's sources, model and route, grounded, timings, usage, warnings.
+    """
     from service.query.records import AnswerRequest
+
+    request = AnswerRequest(
+        query=question,
+        collection=collection,
+        top_k=top_k,
+        mode=mode,
+        filter=_filter(filter_json),
+    )
 
     async def run() -> Answer:
         async with engine_for(app.settings) as engine:
-            return await engine.answer(
-                AnswerRequest(query=question, collection=collection, top_k=top_k)
-            )
+            return await engine.answer(request)
 
-    answered = asyncio.run(run())
+    body = asyncio.run(run()).as_dict()  # exactly what POST /v1/answer returns
     if as_json:
-        emit_json(
-            {
-                "answer": answered.answer,
-                "model": answered.model,
-                "grounded": answered.grounded,
-                "warnings": list(answered.warnings),
-                "gate": None if answered.gate is None else answered.gate.as_dict(),
-                "citations": [
-                    {
-                        "n": c.n,
-                        "chunk_id": c.chunk.id,
-                        "document_id": c.chunk.document_id,
-                        "source": c.chunk.source,
-                        "snippet": c.snippet,
-                    }
-                    for c in answered.citations
-                ],
-            }
-        )
+        emit_json(body)
         return
-    click.echo(answered.answer)
-    if answered.citations:
-        click.echo("")
-    for c in answered.citations:
-        click.echo(f"[{c.n}] {c.chunk.title or ''} — {c.chunk.source}")
-    for warning in answered.warnings:
+    for warning in body.get("warnings", []):
         click.echo(f"note: {warning}", err=True)
-    click.echo(f"(model: {answered.model})", err=True)
+    click.echo(body["answer"])
+    if body["citations"]:
+        click.echo("")
+    for c in body["citations"]:
+        click.echo(f"[{c['n']}] {c['title'] or ''} — {c['source']}")
+    route = f" — {body['route']}" if body.get("route") else ""
+    click.echo(f"(model: {body['model']}{route})", err=True)
+
+
+@click.command("show")
+@click.argument("document")
+@click.option("-c", "--collection", required=True, help="Collection holding the document.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout (as HTTP).")
+@pass_app
+@reports_errors
+def show_command(app: AppContext, document: str, collection: str, as_json: bool) -> None:
+    """A document's facts, metadata, text and chunks (heading path, page, span).
+
+    DOCUMENT is the id `ragsearch documents` shows, or its source (a file path is resolved
+    as `ingest` stored it). `--json` prints `{document, chunks}` as the HTTP routes give them.
+    """
+    from service.query.document_view import document_view
+
+    with open_index(app.settings, writer=False) as index:
+        view = document_view(index.catalog, collection, document)
+    if as_json:
+        emit_json(view)
+        return
+    doc, chunks = view["document"], view["chunks"]
+    click.echo(f"{doc['title'] or doc['source']}")
+    click.echo(f"  id {doc['id']} · {doc['media_type']} · {doc['size_bytes']} bytes")
+    click.echo(f"  source {doc['source']}")
+    for key, value in doc["metadata"].items():
+        click.echo(f"  {key}: {value}")
+    click.echo(f"\n--- text ---\n{doc['text']}\n\n--- {len(chunks)} chunks ---")
+    for c in chunks:
+        where = " › ".join(c["heading_path"])
+        page = f" · page {c['page']}" if c["page"] is not None else ""
+        span = c["span"]
+        click.echo(
+            f"#{c['ordinal']} (id {c['chunk_id']}) {where}{page} · {span['start']}–{span['end']}"
+        )
+        click.echo(f"  {' '.join(c['text'].split())}")
 
 
 @click.command("eval")
@@ -205,7 +278,7 @@ async def _ingest_corpus(
     from indexer.progress import ingest_progress
     from service.query.evaluation import corpus_items
 
-    with writing(settings) as index:
+    with writing(settings, "ingest the eval corpus") as index:
         target = ensure_collection(index, engine.embedders, name)
         embedder = engine.embedders.for_collection(target)
         with ingest_progress(enabled=show) as on_progress:
@@ -258,7 +331,12 @@ def _print_scores(results: dict[str, Any]) -> None:
         )
 
 
-QUERY_COMMANDS: tuple[click.Command, ...] = (search_command, ask_command, eval_command)
+QUERY_COMMANDS: tuple[click.Command, ...] = (
+    search_command,
+    ask_command,
+    show_command,
+    eval_command,
+)
 
 
 def build_cli() -> click.Group:

@@ -28,6 +28,7 @@ INTERFACES = (
     "service.http.tools",
     "service.http.mcp_server",
     "service.http.widget",
+    "service.http.console",
 )
 WEB_STACK = ("fastapi", "starlette", "uvicorn", "mcp")
 
@@ -114,7 +115,7 @@ def test_architecture_cli_is_assembled_in_one_function() -> None:
 
     built = build_cli()
 
-    service_commands = {"search", "ask", "eval", "serve", "keys", "mcp"}
+    service_commands = {"search", "ask", "show", "eval", "serve", "keys", "mcp"}
     assert set(built.commands) == {c.name for c in indexer_cli.COMMANDS} | service_commands
     assert build_cli() is not built  # nothing registered on a shared group at import
     assert not hasattr(indexer_cli, "main")

@@ -17,7 +17,9 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
@@ -60,11 +62,18 @@ class DocumentTables(Tables):
         return {r[0]: (int(r[1]), str(r[2])) for r in rows}
 
     def list_documents(
-        self, collection_id: int, *, limit: int | None = None, offset: int = 0
+        self,
+        collection_id: int,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        containing: str = "",
     ) -> list[Document]:
+        """Documents by source; with `containing`, only those whose source or title contains
+        it (case-insensitive, `%` and `_` taken literally)."""
         stmt = (
             select(documents)
-            .where(documents.c.collection_id == collection_id)
+            .where(documents.c.collection_id == collection_id, _containing(containing))
             .order_by(documents.c.source)
             .offset(offset)
         )
@@ -303,13 +312,13 @@ class DocumentTables(Tables):
                 ).scalar_one()
             )
 
-    def count_documents(self, collection_id: int) -> int:
+    def count_documents(self, collection_id: int, *, containing: str = "") -> int:
         with self.connect() as conn:
             return int(
                 conn.execute(
                     select(func.count())
                     .select_from(documents)
-                    .where(documents.c.collection_id == collection_id)
+                    .where(documents.c.collection_id == collection_id, _containing(containing))
                 ).scalar_one()
             )
 
@@ -378,3 +387,13 @@ class DocumentTables(Tables):
         with self.engine.connect() as conn:
             total = self.lexical.count(conn, collection_id)
             return total, self.lexical.document_frequencies(conn, collection_id, phrases)
+
+
+def _containing(needle: str) -> ColumnElement[bool]:
+    if not needle:
+        return true()
+    wanted = needle.lower()
+    return or_(
+        func.lower(documents.c.source).contains(wanted, autoescape=True),
+        func.lower(func.coalesce(documents.c.title, "")).contains(wanted, autoescape=True),
+    )

@@ -19,17 +19,18 @@ from fastapi import FastAPI
 from starlette.types import Scope
 
 from indexer.settings import Settings
-from service.http import openai_api, tools, widget
+from service.http import console, openai_api, tools, widget
 from service.http.access_log import install_redaction
 from service.http.auth import RateLimiter
 from service.http.budget import TokenBudget, utc_today
 from service.http.docs import mount_docs
 from service.http.errors import install_error_handlers
+from service.http.jobs import JobRunner
 from service.http.mcp_server import mount_mcp
 from service.http.metrics import Metrics, MetricsMiddleware
 from service.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from service.http.origins import OriginPolicy
-from service.http.routes import collections, documents, health, search
+from service.http.routes import collections, documents, health, jobs, keys, search
 from service.query.engine import Engine
 
 __all__ = ["JSON_BODY_LIMIT", "create_app"]
@@ -50,6 +51,7 @@ def create_app(
     writer_lock_timeout: float = 30.0,
     open_without_keys: bool = True,
     checkpoint_seconds: float = 30.0,
+    job_poll_interval: float = 0.5,
 ) -> FastAPI:
     """The ragsearch HTTP service for `settings` (default: read from the environment).
 
@@ -58,7 +60,7 @@ def create_app(
     `open_without_keys` false, the service refuses every request while no API key exists
     (for servers bound beyond localhost). Every `checkpoint_seconds` the catalog's WAL is
     checkpointed, so commits of other writers reach the database file while this server
-    keeps it open.
+    keeps it open. `job_poll_interval` paces the event streams of ingestion jobs.
     """
     if settings is None:
         # pydantic-settings fills every field from the environment and defaults.
@@ -76,6 +78,7 @@ def create_app(
     app.state.engine = engine
     app.state.writer_index = None
     app.state.writer_lock_timeout = writer_lock_timeout
+    app.state.job_poll_interval = job_poll_interval
     app.state.open_without_keys = open_without_keys
     app.state.origin_policy = OriginPolicy.from_settings(settings)
     app.state.rate_limiter = RateLimiter(clock)
@@ -100,9 +103,12 @@ def _lifespan(settings: Settings, engine: Engine | None, checkpoint_seconds: flo
         checkpoints = asyncio.create_task(_checkpoint_loop(app, checkpoint_seconds))
         # Models load in the background: /healthz answers at once, /readyz once they are in.
         loading = asyncio.create_task(asyncio.to_thread(app.state.engine.load_models))
+        app.state.jobs = JobRunner(app.state)
+        await asyncio.to_thread(app.state.jobs.recover)
         try:
             yield
         finally:
+            await app.state.jobs.aclose()
             checkpoints.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await checkpoints
@@ -131,11 +137,12 @@ async def _checkpoint_loop(app: FastAPI, seconds: float) -> None:
 
 
 def _include_routes(app: FastAPI) -> None:
-    for module in (search, collections, documents, health):
+    for module in (search, collections, documents, jobs, keys, health):
         app.include_router(module.router)
     app.include_router(openai_api.router)
     app.include_router(tools.router)
     app.include_router(widget.router)
+    app.include_router(console.router)
     mount_mcp(app, app.state.origin_policy)
     mount_docs(app)
 

@@ -44,6 +44,7 @@ __all__ = [
     "principal_for",
     "principal_of",
     "revoke_key",
+    "revoke_key_id",
 ]
 
 SCOPES = ("read", "write", "admin", "documents")
@@ -196,16 +197,27 @@ def list_keys(catalog: Catalog) -> list[ApiKey]:
 
 
 def revoke_key(catalog: Catalog, name_or_prefix: str) -> list[ApiKey]:
-    """Revoke the active keys with this name or prefix; returns them. NotFound if none."""
+    """Revoke the active keys with this name, prefix (as `keys list` shows it, `…` allowed)
+    or numeric id; returns them. NotFound if none."""
+    wanted = name_or_prefix.strip().rstrip("…").removesuffix("...")
     matching = [
         k
         for k in catalog.list_keys()
-        if k.revoked_at is None and name_or_prefix in (k.name, k.prefix)
+        if k.revoked_at is None and wanted in (k.name, k.prefix, str(k.id))
     ]
     if not matching:
         raise NotFound(f"no active key named {name_or_prefix!r}")
     catalog.revoke_keys([k.id for k in matching])
     return matching
+
+
+def revoke_key_id(catalog: Catalog, key_id: int) -> ApiKey:
+    """Revoke the active key with this id; returns it. NotFound if there is none."""
+    matching = [k for k in catalog.list_keys() if k.id == key_id and k.revoked_at is None]
+    if not matching:
+        raise NotFound(f"no active key with id {key_id}")
+    catalog.revoke_keys([key_id])
+    return matching[0]
 
 
 def has_active_keys(catalog: Catalog) -> bool:

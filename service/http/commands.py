@@ -41,8 +41,8 @@ def _is_loopback(host: str) -> bool:
 def serve_command(app: AppContext, host: str | None, port: int | None, allow_open: bool) -> None:
     """Run the HTTP service (search, answer, collections, documents; API docs at /docs).
 
-    Once any API key exists every route but /healthz, /docs, /openapi.json and the widget's
-    own files needs `Authorization: Bearer <key>`.
+    Once any API key exists every route but /healthz, /docs, /openapi.json, the widget's
+    own files and the console's page needs `Authorization: Bearer <key>`.
     With no key the service is open, so it binds to localhost only unless --allow-open.
     """
     import uvicorn
@@ -183,20 +183,22 @@ def keys_list(app: AppContext, show_all: bool, as_json: bool) -> None:
         extra = f"\torigins={','.join(k.allowed_origins)}" if k.allowed_origins else ""
         rate = f"\trate={k.rate_per_minute:g}/min" if k.rate_per_minute else ""
         revoked = f"\trevoked {k.revoked_at}" if k.revoked_at else ""
-        click.echo(f"{k.name}\t{k.prefix}…\t{','.join(k.scopes)}\t{where}{extra}{rate}{revoked}")
+        scopes = ",".join(k.scopes)
+        click.echo(f"{k.id}\t{k.name}\t{k.prefix}…\t{scopes}\t{where}{extra}{rate}{revoked}")
 
 
 @keys_group.command("revoke")
-@click.argument("name")
+@click.argument("key")
 @pass_app
 @reports_errors
-def keys_revoke(app: AppContext, name: str) -> None:
-    """Revoke the active key named NAME (or with that prefix). Takes effect at once."""
+def keys_revoke(app: AppContext, key: str) -> None:
+    """Revoke KEY: its id, name or prefix as `keys list` shows them. Takes effect at once."""
     from service.http.auth import revoke_key
 
     with open_index(app.settings, writer=False) as index:
-        revoked = revoke_key(index.catalog, name)
-    click.echo(f"revoked {len(revoked)} key(s) named {name!r}")
+        revoked = revoke_key(index.catalog, key)
+    for k in revoked:
+        click.echo(f"revoked key {k.id} {k.name!r} ({k.prefix}…)")
 
 
 @click.command("mcp")

@@ -33,6 +33,7 @@ __all__ = [
     "get_metrics",
     "get_principal",
     "require_json",
+    "write_access",
     "writing",
 ]
 
@@ -99,16 +100,25 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 @asynccontextmanager
-async def writing(request: Request) -> AsyncIterator[Index]:
+async def writing(request: Request, operation: str = "write") -> AsyncIterator[Index]:
     """The index for writing, under the data directory's writer lock.
 
     Waits up to `app.state.writer_lock_timeout` seconds (in a thread, so the event loop
     keeps serving readers), then raises `Locked` (409). The writer index is the app's own,
     opened on first use; readers pick its commits up by catalog revision.
     """
-    engine = get_engine(request)
     state: Any = request.app.state
-    lock = WriterLock(engine.settings.data_dir, timeout=state.writer_lock_timeout)
+    engine = get_engine(request)
+    async with write_access(state, engine, operation, state.writer_lock_timeout) as index:
+        yield index
+
+
+@asynccontextmanager
+async def write_access(
+    state: Any, engine: Engine, operation: str, timeout: float
+) -> AsyncIterator[Index]:
+    """`writing` for code without a request (ingestion jobs): the app's `state` and engine."""
+    lock = WriterLock(engine.settings.data_dir, timeout=timeout, operation=operation)
     acquiring = asyncio.ensure_future(asyncio.to_thread(lock.acquire))
     try:
         await asyncio.shield(acquiring)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from indexer.json_values import MAX_ID
 from indexer.records import (
@@ -140,10 +140,22 @@ class CollectionBody(_Body):
 
 
 class TextDocumentBody(_Body):
-    source: str = Field(
-        min_length=1, max_length=2048, description="Unique name in the collection (URI or path)."
+    """JSON upload: a document's `text` (with its `source`), or a page to fetch by `url`."""
+
+    source: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        description="Unique name in the collection (URI or path); required with `text`, "
+        "default the `url`.",
     )
-    text: str = Field(description="The document's text.")
+    text: str | None = Field(None, description="The document's text.")
+    url: str | None = Field(
+        None,
+        max_length=2048,
+        description="An http(s) page to download and ingest instead of `text` (public "
+        "addresses only, size and time limited).",
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Metadata, filterable in search."
     )
@@ -152,6 +164,19 @@ class TextDocumentBody(_Body):
         description="Decides the parser by suffix (`notes.md` → Markdown); default: the "
         "source's own suffix when supported, else plain text.",
     )
+    run_async: bool = Field(
+        False,
+        alias="async",
+        description="Run as a background job: answer 202 with the job at once.",
+    )
+
+    @model_validator(mode="after")
+    def _text_or_url(self) -> TextDocumentBody:
+        if (self.text is None) == (self.url is None):
+            raise ValueError("send either `text` (with `source`) or `url`")
+        if self.text is not None and self.source is None:
+            raise ValueError("`source` is required with `text`")
+        return self
 
 
 class ErrorDetail(BaseModel):

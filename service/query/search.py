@@ -178,7 +178,6 @@ async def retrieve(
     result: SearchResult,
 ) -> dict[str, Ranked]:
     """Each planned retriever's ranked candidates, the retrievers running concurrently."""
-    catalog = ctx.index.catalog
 
     async def dense() -> Ranked:
         assert plan.embedder is not None  # planned together with the "dense" retriever
@@ -194,8 +193,8 @@ async def retrieve(
     async def lexical() -> Ranked:
         return await timer.in_thread(
             "lexical",
-            lambda: catalog.lexical_search(
-                plan.collection.id, plan.query, plan.candidates, plan.condition
+            lambda: ctx.index.lexical_search(
+                plan.collection, plan.query, plan.candidates, plan.condition, allowed=allowed
             ),
         )
 

@@ -223,6 +223,29 @@ def test_catalog_list_documents_pages_in_source_order(
     assert catalog.document_hashes(collection.id)["/c.md"] == (everything[2].id, sha("v1"))
 
 
+def test_catalog_list_documents_searches_sources_and_titles(
+    catalog: Catalog, collection: Collection
+) -> None:
+    for source, title in (
+        ("/ops/Guide.md", "Runbook"),
+        ("/x/100%_done.md", None),
+        ("/y.md", "日志"),
+    ):
+        doc = NewDocument(source, title, "text/markdown", sha(source), {}, 10)
+        catalog.write_document(collection, doc, new_chunks(source))
+
+    def found(needle: str) -> list[str]:
+        return [d.source for d in catalog.list_documents(collection.id, containing=needle)]
+
+    assert found("guide") == found("RUNBOOK") == ["/ops/Guide.md"]
+    assert found("%_") == ["/x/100%_done.md"]  # wildcards taken literally
+    assert found("_") == ["/x/100%_done.md"]
+    assert found("日志") == ["/y.md"]
+    assert found("") == ["/ops/Guide.md", "/x/100%_done.md", "/y.md"]
+    assert catalog.count_documents(collection.id, containing="md") == 3
+    assert catalog.count_documents(collection.id, containing="none") == 0
+
+
 def test_catalog_document_text_separates_chunks_with_gaps(
     catalog: Catalog, collection: Collection
 ) -> None:

@@ -209,13 +209,26 @@ def test_cli_ingest_while_locked_exits_with_clear_message(
 ) -> None:
     cli.create_collection()
 
-    with WriterLock(settings.data_dir):
+    with WriterLock(settings.data_dir, operation="ingest"):
         result = cli("ingest", docs, "-c", "docs")
 
     assert result.exit_code == 4
-    assert result.stderr.startswith(f"error: another ingest is writing to {settings.data_dir}")
-    assert f"(pid {os.getpid()})" in result.stderr
+    assert result.stderr.startswith(
+        f"error: cannot ingest: {settings.data_dir} is locked by pid {os.getpid()} (ingest)"
+    )
     assert cli.json("documents", "-c", "docs") == {"documents": []}
+
+
+def test_cli_lock_message_names_both_operations(cli: Cli, docs: Path, settings: Settings) -> None:
+    cli.create_collection()
+    cli("ingest", docs, "-c", "docs")
+
+    with WriterLock(settings.data_dir, operation="drop a collection"):
+        result = cli("delete", "-c", "docs", "--id", "1")
+
+    assert result.exit_code == 4
+    assert "error: cannot delete:" in result.stderr
+    assert f"locked by pid {os.getpid()} (drop a collection)" in result.stderr
 
 
 def test_cli_ingest_reports_unsupported_files_in_a_directory_as_skipped(

@@ -121,7 +121,8 @@ Trigger = Callable[[Path, int], bool]
 # When to kill, by what the child has done so far: from "just took the lock" (before any
 # write) through mid-batch commits to "every document committed" (around the final save).
 KILL_POINTS: dict[str, Trigger] = {
-    "lock-taken": lambda d, pid: (d / "ingest.lock").read_bytes() == str(pid).encode(),
+    # The lock file holds "PID OPERATION".
+    "lock-taken": lambda d, pid: (d / "ingest.lock").read_bytes().split()[:1] == [b"%d" % pid],
     "first-document": lambda d, _: document_count(d) >= 1,
     "a-third": lambda d, _: document_count(d) >= CORPUS_FILES // 3,
     "two-thirds": lambda d, _: document_count(d) >= 2 * CORPUS_FILES // 3,

@@ -163,3 +163,27 @@ def test_faiss_store_ivf_survives_being_dropped_and_reloaded(tmp_path: Path) -> 
     assert reloaded.load()
     assert len(reloaded.ids()) == 400
     assert reloaded.search(vectors[42], 1)[0][0] == 42
+
+
+def test_faiss_store_ivf_grows_its_lists_in_the_background_losing_no_change(
+    tmp_path: Path,
+) -> None:
+    store = FaissStore(tmp_path / "grow.faiss", DIMS, ann_threshold=200, nprobe=4)
+    vectors = unit_vectors(3_000, seed=11)
+    all_ids = np.arange(3_000, dtype=np.int64)
+    store.add(all_ids[:400], vectors[:400])
+    first_nlist = store.nlist  # 400 // 39 = 10 lists
+
+    for start in range(400, 3_000, 100):  # grows 7.5x: a resize starts on the way
+        store.add(all_ids[start : start + 100], vectors[start : start + 100])
+        store.remove(all_ids[start - 50 : start - 40])  # changes while it runs
+    store.wait_for_resize()
+
+    assert store.nlist >= 2 * first_nlist
+    expected = sorted(
+        set(all_ids.tolist()) - {i for s in range(400, 3_000, 100) for i in range(s - 50, s - 40)}
+    )
+    assert sorted(store.ids().tolist()) == expected  # nothing lost, nothing doubled
+    probes = expected[::30]
+    own_first = sum(store.search(vectors[i], 1)[0][0] == i for i in probes)
+    assert own_first >= 0.9 * len(probes)

@@ -39,6 +39,7 @@ from tests.indexer.test_catalog import (  # noqa: F401
     test_catalog_document_text_rebuilds_text_across_overlaps,
     test_catalog_embedding_cache_is_keyed_by_model_and_dimension,
     test_catalog_list_documents_pages_in_source_order,
+    test_catalog_list_documents_searches_sources_and_titles,
     test_catalog_write_document_replaces_its_chunks,
 )
 from tests.indexer.test_filters import (  # noqa: F401

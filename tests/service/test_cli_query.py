@@ -45,9 +45,11 @@ def test_cli_ask_json_answers_with_citations(filled: Cli) -> None:
 
     assert body["answer"]
     assert body["model"] == "extractive"
+    # The same citation fields as HTTP (`tests/service/test_cli_show_and_filters.py`).
     assert all(
-        set(c) == {"n", "chunk_id", "document_id", "source", "snippet"} for c in body["citations"]
+        set(c) >= {"n", "chunk_id", "document_id", "source", "snippet"} for c in body["citations"]
     )
+    assert body["citations"] and body["route"]
 
 
 def test_cli_eval_reports_metrics_per_mode(cli: Cli) -> None:

@@ -65,7 +65,7 @@ async def create(
     spec = requested_embedder_spec(
         engine.settings, body.embedder, body.model, body.dimensions, remote=True
     )
-    async with writing(request) as index:
+    async with writing(request, "create a collection") as index:
         created = await asyncio.to_thread(
             create_collection,
             index,
@@ -87,7 +87,7 @@ async def drop(
 ) -> dict[str, Any]:
     """Drop a collection with all its documents, chunks and vectors. Needs `admin`."""
     authorize(principal, "admin", name)
-    async with writing(request) as index:
+    async with writing(request, "drop a collection") as index:
         dropped = await asyncio.to_thread(index.catalog.drop_collection, name)
         index.forget(dropped)
         if index is not engine.index:

@@ -38,15 +38,14 @@ async def readyz(
     engine: EngineDep,
     principal: PrincipalDep,
 ) -> JSONResponse:
-    """200 when the models are loaded, the catalog answers and every collection's saved
-    vectors match its chunks.
+    """200 when the models are loaded, the catalog answers and every collection's vectors
+    match its chunks: the vectors this process serves (brought up to date with the catalog
+    first) or, for a collection it has not opened yet, the saved file.
 
-    Otherwise 503 in the error body (`not_ready`) with the failing `checks`. While an
-    ingest is between checkpoints the saved vectors may lag; readers still serve correct
-    results (they reconcile in memory), but this reports not ready until the writer saves.
-    Needs any valid key once keys exist. The checks list only collections the key may read
-    (a widget key sees none); the status still covers them all, and a failing collection the
-    key may not read is counted, not named.
+    Otherwise 503 in the error body (`not_ready`) with the failing `checks`. Needs any valid
+    key once keys exist. The checks list only collections the key may read (a widget key sees
+    none); the status still covers them all, and a failing collection the key may not read is
+    counted, not named.
     """
     checks = await asyncio.to_thread(_checks, engine)
     shown = [_models_check(engine, principal) if c["name"] == "models" else c for c in checks]

@@ -1,0 +1,1 @@
+"""Retriever adapters for LangChain and LlamaIndex (optional extras), over the HTTP client."""
