@@ -429,6 +429,8 @@ def collections_list(app: AppContext, as_json: bool) -> None:
 @reports_errors
 def collections_drop(app: AppContext, name: str, yes: bool) -> None:
     """Drop a collection with all its documents and vectors."""
+    with open_index(app.settings, writer=False) as index:
+        index.catalog.get_collection(name)  # NotFound before any question
     if not yes and not click.confirm(f"drop collection {name!r} and everything in it?", err=True):
         sys.exit(1)
     with writing(app.settings, "drop a collection") as index:

@@ -34,6 +34,7 @@ def create_collection(
     settings = index.settings
     spec = spec or default_embedder_spec(settings)
     embedder = embedders.get(spec)
+    _check_dimensions(spec, embedder)
     budget = min(chunk_tokens or settings.chunk_tokens, embedder.max_input_tokens)
     return index.catalog.create_collection(
         CollectionSpec(
@@ -47,6 +48,16 @@ def create_collection(
             ),
         )
     )
+
+
+def _check_dimensions(spec: EmbedderSpec, embedder: Embedder) -> None:
+    """Refuse a dimension the embedder does not produce (a local model has only its own)."""
+    if spec.dimensions is not None and spec.dimensions != embedder.dimensions:
+        raise InputError(
+            f"embedder {embedder.provider} {embedder.model} produces "
+            f"{embedder.dimensions}-dimensional vectors, not {spec.dimensions}; "
+            f"leave dimensions out or ask for {embedder.dimensions}"
+        )
 
 
 def _check_chunking(chunk_tokens: int | None, overlap_sentences: int | None) -> None:

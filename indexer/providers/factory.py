@@ -18,7 +18,7 @@ PROVIDERS = ("local", "zhipu", "hashing")
 class EmbedderSpec:
     provider: str
     model: str
-    dimensions: int | None  # None: the model's own (local models)
+    dimensions: int | None  # local: None for the model's own, else the one asked for (checked)
 
 
 def default_embedder_spec(settings: Settings) -> EmbedderSpec:
@@ -48,7 +48,7 @@ def requested_embedder_spec(
         chosen = model or settings.local_embedding_model
         if remote:
             _check_remote_model_path(settings, chosen)
-        return EmbedderSpec("local", chosen, None)
+        return EmbedderSpec("local", chosen, dimensions)
     if provider == "zhipu" and remote and not settings.has_zhipu_key:
         raise InputError(
             "this server has no Zhipu API key; create the collection with embedder "
@@ -124,6 +124,8 @@ class EmbedderCache:
         self._lock = threading.Lock()
 
     def get(self, spec: EmbedderSpec) -> Embedder:
+        if spec.provider == "local":  # a local model has one dimension: load it once
+            spec = EmbedderSpec("local", spec.model, None)
         with self._lock:
             if spec not in self._built:
                 self._built[spec] = build_embedder(self.settings, spec)

@@ -179,6 +179,16 @@ def test_cli_collections_drop_needs_confirmation(cli: Cli) -> None:
     assert [c["name"] for c in cli.json("collections", "list")["collections"]] == ["docs"]
 
 
+def test_cli_collections_drop_of_a_missing_collection_is_not_found_before_any_question(
+    cli: Cli,
+) -> None:
+    result = cli("collections", "drop", "nope")  # no input: a question would abort with 1
+
+    assert result.exit_code == 3
+    assert "collection 'nope' does not exist" in result.stderr
+    assert "drop collection" not in result.stderr
+
+
 def test_cli_collections_create_existing_exits_4(cli: Cli) -> None:
     cli.create_collection("docs")
 

@@ -32,6 +32,28 @@ def minilm_collection(client: TestClient, name: str = "docs") -> None:
     assert created.status_code == 201, created.text
 
 
+def test_a_local_collection_takes_only_the_models_own_dimension(
+    cli: Cli, settings: Settings
+) -> None:
+    refused = cli("collections", "create", "wide", "--embedder", "local", "--dimensions", "1024")
+    assert refused.exit_code == 2
+    assert "produces 384-dimensional vectors, not 1024" in refused.stderr
+    assert cli.json("collections", "list") == {"collections": []}
+    created = cli.json(
+        "collections", "create", "docs", "--embedder", "local", "--dimensions", "384"
+    )
+    assert created["dimensions"] == 384
+
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/v1/collections", json={"name": "wide", "embedder": "local", "dimensions": 1024}
+        )
+        assert response.status_code == 400
+        assert "produces 384-dimensional vectors, not 1024" in response.text
+        names = [c["name"] for c in client.get("/v1/collections").json()["collections"]]
+    assert names == ["docs"]
+
+
 def test_server_loads_the_model_at_start_up_and_is_ready_after(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
         minilm_collection(client)
