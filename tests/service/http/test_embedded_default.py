@@ -125,8 +125,8 @@ def test_dense_query_answers_while_a_large_upload_embeds(settings: Settings) -> 
     paragraphs = [
         f"Section {i}. The maintenance window for cluster {i} opens at {i % 24:02d}:00 UTC and "
         f"lasts two hours; operators page the on-call engineer for region {i % 7} first."
-        for i in range(400)
-    ]
+        for i in range(2000)
+    ]  # ~25 sub-batches: the upload outlasts a query by far, even on a loaded machine
     engine = Engine(settings)
     with TestClient(create_app(settings, engine=engine)) as client:
         minilm_collection(client)
