@@ -355,7 +355,7 @@ def collections() -> None:
     "--dimensions",
     type=click.IntRange(1, MAX_DIMENSIONS),
     default=None,
-    help="Vector size (Zhipu embedding-3).",
+    help="Vector size (Zhipu embedding-3; a local model takes only its own).",
 )
 @click.option(
     "--chunk-tokens",
