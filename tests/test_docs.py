@@ -35,12 +35,16 @@ def test_readme_commands_exist_and_are_executable() -> None:
         assert f"{script}" in README or script == ".ci/run" or script == "scripts/check"
 
 
-def test_ci_sets_up_then_runs_the_one_check() -> None:
+def test_ci_runs_the_readme_test_command_which_sets_up_then_runs_the_one_check() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    test = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
     check = (ROOT / "scripts" / "check").read_text(encoding="utf-8")
 
+    assert "exec scripts/test" in ci
     assert (
-        ci.index("scripts/setup ") < ci.index("scripts/setup-browser") < ci.index("scripts/check")
+        test.index("scripts/setup ")
+        < test.index("scripts/setup-browser")
+        < test.index("exec scripts/check")
     )
     for step in ("ruff format --check .", "ruff check .", "mypy indexer service", "pytest"):
         assert step in check
