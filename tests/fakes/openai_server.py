@@ -10,19 +10,17 @@ has one, records requests, and fails on demand (`fail_next` with a status).
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.live_server import LiveServer
 from tests.fakes.zhipu_content import fake_answer, fake_tokens
 
 
@@ -111,27 +109,12 @@ class FakeOpenAI(FakeOpenAIState):
 
     def __init__(self, api_key: str | None = "sk-test") -> None:
         super().__init__(api_key=api_key)
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{self._socket.getsockname()[1]}/v1"
-        config = uvicorn.Config(
-            create_app(self), log_level="critical", access_log=False, lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: self._server.run(sockets=[self._socket]), daemon=True
-        )
+        self._live = LiveServer(create_app(self), lifespan="off", name="the fake OpenAI server")
+        self.base_url = f"{self._live.url}/v1"
 
     def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake OpenAI server did not start")
-            time.sleep(0.01)
+        self._live.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+        self._live.stop()

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.live_server import LiveServer
 from tests.fakes.zhipu_content import (
     CHAT_MODELS,
     EMBEDDING_ARRAY_TOKENS,
@@ -434,39 +434,18 @@ class FakeZhipu(FakeState):
 
     def __init__(self, api_key: str = "test-id.test-secret", port: int = 0) -> None:
         super().__init__(api_key=api_key)
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", port))
-        self.port: int = self._socket.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}/api/paas/v4"
-        config = uvicorn.Config(
-            create_app(self),
-            log_level="critical",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._run, name="fake-zhipu", daemon=True)
-
-    def _run(self) -> None:
-        self._server.run(sockets=[self._socket])
+        self._live = LiveServer(create_app(self), port=port, lifespan="off", name="fake Zhipu")
+        self.port: int = self._live.port
+        self.base_url = f"{self._live.url}/api/paas/v4"
 
     def start(self) -> FakeZhipu:
         """Serve in the background; returns once the socket accepts requests."""
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake Zhipu server did not start")
-            time.sleep(0.01)
+        self._live.start()
         return self
 
     def stop(self) -> None:
         """Shut the server down and wait for its thread."""
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+        self._live.stop()
 
     def __enter__(self) -> FakeZhipu:
         return self.start()

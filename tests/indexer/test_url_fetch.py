@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from indexer.errors import UrlFetchFailed, UrlRefused
 from indexer.url_fetch import UrlPolicy, fetch_url, is_url
-from tests.service.chatbots import LiveServer
+from tests.fakes.live_server import LiveServer
 
 PAGE = "<html><head><title>Rotation</title></head><body><p>Rotated nightly.</p></body></html>"
 LOOPBACK = (ipaddress.ip_network("127.0.0.1/32"),)

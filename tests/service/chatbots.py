@@ -8,13 +8,8 @@ about logs.
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from pathlib import Path
 from typing import Any
-
-import uvicorn
 
 from indexer.collections import create_collection
 from indexer.index import Index
@@ -66,36 +61,3 @@ def build_corpus(settings: Settings) -> None:
 def source_names(citations: list[dict[str, Any]]) -> list[str]:
     """The file names cited, in citation order."""
     return [Path(c["source"]).name for c in citations]
-
-
-class LiveServer:
-    """An ASGI app under uvicorn on 127.0.0.1 in a background thread (lifespan on)."""
-
-    def __init__(self, app: Any) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port: int = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, log_level="critical", access_log=False, timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._run, name="live-server", daemon=True)
-
-    def _run(self) -> None:
-        self._server.run(sockets=[self._socket])
-
-    def __enter__(self) -> LiveServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()

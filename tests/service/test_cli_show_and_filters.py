@@ -204,8 +204,8 @@ def test_readme_documents_every_exit_code_the_errors_use() -> None:
 
 
 def test_cli_ingests_a_url_only_where_allowed(cli: Cli) -> None:
+    from tests.fakes.live_server import LiveServer
     from tests.indexer.test_url_fetch import Site
-    from tests.service.chatbots import LiveServer
 
     cli.create_collection()
     web = Site()

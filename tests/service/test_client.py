@@ -11,7 +11,8 @@ from indexer.settings import Settings
 from service.client import ClientError, IngestReport, Job, RagsearchClient
 from service.http.app import create_app
 from tests.conftest import DATA, INGEST_DATA
-from tests.service.chatbots import LiveServer, build_corpus
+from tests.fakes.live_server import LiveServer
+from tests.service.chatbots import build_corpus
 from tests.service.conftest import new_key
 
 

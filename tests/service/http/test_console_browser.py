@@ -20,7 +20,8 @@ from indexer.settings import Settings
 from service.http.app import create_app
 from service.http.auth import create_key
 from tests.conftest import DATA, INGEST_DATA
-from tests.service.chatbots import LiveServer, build_corpus
+from tests.fakes.live_server import LiveServer
+from tests.service.chatbots import build_corpus
 from tests.service.http.test_widget_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.skipif(

@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 from indexer.settings import Settings
 from indexer.writer_lock import WriterLock
 from tests.conftest import DATA, INGEST_DATA
+from tests.fakes.live_server import LiveServer
 from tests.indexer.test_url_fetch import PAGE, Site
-from tests.service.chatbots import LiveServer
 from tests.service.conftest import (
     FakeClock,
     assert_error,

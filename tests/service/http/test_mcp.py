@@ -21,7 +21,8 @@ from indexer.settings import Settings
 from service.http.app import create_app
 from service.http.auth import create_key
 from service.http.tools import tool_definitions
-from tests.service.chatbots import LiveServer, build_corpus, source_names
+from tests.fakes.live_server import LiveServer
+from tests.service.chatbots import build_corpus, source_names
 
 QUESTION = "How often are logs rotated?"
 

@@ -20,7 +20,8 @@ from indexer.index import Index
 from indexer.settings import Settings
 from service.http.app import create_app
 from service.http.auth import create_key
-from tests.service.chatbots import LiveServer, build_corpus
+from tests.fakes.live_server import LiveServer
+from tests.service.chatbots import build_corpus
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"

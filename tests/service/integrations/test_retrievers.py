@@ -8,7 +8,8 @@ import pytest
 
 from indexer.settings import Settings
 from service.http.app import create_app
-from tests.service.chatbots import LiveServer, build_corpus
+from tests.fakes.live_server import LiveServer
+from tests.service.chatbots import build_corpus
 from tests.service.conftest import new_key
 
 
