@@ -11,11 +11,10 @@ on CMRC 2018 it ties char unigrams+bigrams on nDCG@10 and has the best recall@10
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+
+import rjieba
 
 from indexer.sentences import CJK_CHARS
 
@@ -46,32 +45,16 @@ _STOPWORDS = frozenset(
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
-_jieba: Any = None
-_jieba_lock = threading.Lock()
-
-
-def _segmenter() -> Any:
-    """Import and initialise jieba once, on first use (its dictionary load takes ~1 s)."""
-    global _jieba
-    if _jieba is None:
-        with _jieba_lock:
-            if _jieba is None:
-                import jieba
-
-                jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()
-                _jieba = jieba
-    return _jieba
-
 
 def chinese_words(run: str) -> list[str]:
-    """A run of Chinese text cut into words (jieba's precise mode)."""
-    words: list[str] = _segmenter().lcut(run)
-    return words
+    """A run of Chinese text cut into words (jieba's precise mode, with its HMM)."""
+    return rjieba.cut(run, True)
 
 
 def _cjk_words(run: str, bigrams: bool) -> list[str]:
-    words = [w for w in _segmenter().lcut_for_search(run) if not w.isspace()]
+    # jieba's search mode through rjieba (jieba-rs: the same dictionary and algorithm, ~13x
+    # faster; on CMRC 2018's 45,659 Chinese runs it differs from Python jieba on one).
+    words = [w for w in rjieba.cut_for_search(run, True) if not w.isspace()]
     if bigrams:
         # Character bigrams catch words jieba segments differently in query and document.
         words.extend(run[i : i + 2] for i in range(len(run) - 1))

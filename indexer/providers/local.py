@@ -25,6 +25,7 @@ from indexer.errors import InputError, ProviderError
 from indexer.providers.base import Embeddings, RerankResult, Vectors
 from indexer.providers.onnx_local import MINILM, minilm_dir
 from indexer.providers.query_cache import QueryVectorCache
+from indexer.providers.token_counts import WordPieceCounter
 from indexer.records import Usage
 
 
@@ -89,9 +90,10 @@ class SentenceTransformerEmbedder:
         from tokenizers import Tokenizer
 
         backend = self._st.tokenizer.backend_tokenizer
-        self._fast_tokenizer: Any = Tokenizer.from_str(backend.to_str())
-        self._fast_tokenizer.no_truncation()
-        self._fast_tokenizer.no_padding()
+        counter = Tokenizer.from_str(backend.to_str())
+        counter.no_truncation()
+        counter.no_padding()
+        self._count = WordPieceCounter(counter)
         dims = self._st.get_embedding_dimension()
         if dims is None:
             raise ProviderError(f"cannot tell the dimension of local model {model}")
@@ -104,7 +106,7 @@ class SentenceTransformerEmbedder:
         self.query_cache = QueryVectorCache(query_cache_size)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._fast_tokenizer.encode(text, add_special_tokens=False).ids)
+        return self._count(text)
 
     def _encode(self, texts: Sequence[str]) -> Vectors:
         with self._lock:

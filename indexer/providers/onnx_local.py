@@ -23,6 +23,7 @@ import numpy as np
 from indexer.errors import ProviderError
 from indexer.providers.base import Embeddings, Vectors
 from indexer.providers.query_cache import QueryVectorCache
+from indexer.providers.token_counts import WordPieceCounter
 from indexer.records import Usage
 
 __all__ = [
@@ -148,9 +149,10 @@ class OnnxEmbedder:
         self._tokenizer: Any = Tokenizer.from_file(str(source / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_seq)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self._counter: Any = Tokenizer.from_file(str(source / "tokenizer.json"))
-        self._counter.no_truncation()
-        self._counter.no_padding()
+        counter = Tokenizer.from_file(str(source / "tokenizer.json"))
+        counter.no_truncation()
+        counter.no_padding()
+        self._count = WordPieceCounter(counter)
         self.model = model
         self.dimensions = int(self._session.get_outputs()[0].shape[1])
         self.max_input_tokens = max_seq - 2  # room for [CLS] and [SEP]
@@ -161,7 +163,7 @@ class OnnxEmbedder:
         self.ingest_steps = 0  # sub-batches embedded so far (progress, tests)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
+        return self._count(text)
 
     def _run(self, texts: Sequence[str]) -> Vectors:
         encoded = self._tokenizer.encode_batch(list(texts))
