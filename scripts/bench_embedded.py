@@ -14,6 +14,12 @@ so drift on a shared machine hits each alike):
   with the ONNX runtime and with the torch runtime (today's default before this change), next
   to the torch query embedding p50 from `query`.
 - `ask`: a cold `ragsearch ask` (new process, model load included), torch vs ONNX runtime.
+
+`--baseline-tree DIR` adds "today's" service to `http`: the code of an older commit checked
+out in DIR (e.g. `git worktree add --detach /tmp/before 5fa083d`, the state issue 11 was filed
+against) run with that tree's own `.venv`, on its own copy of the data, so the throughput
+target (>= 4x today's) is measured against the real thing in the same run.
+`--collection-int8 NAME` also serves the default int8 model's collection of DIR.
 """
 
 from __future__ import annotations
@@ -156,15 +162,24 @@ def part_ingest(texts: list[str], rounds: int) -> dict[str, float]:
     return results
 
 
+BASELINE_SERVER_CODE = SERVER_CODE.replace("service.http.app", "service.app")
+
+
 @contextlib.contextmanager
-def server(data_dir: Path, runtime: str) -> Iterator[str]:
+def server(data_dir: Path, runtime: str, baseline: Path | None = None) -> Iterator[str]:
     port = free_port()
     # The query cache off: every round repeats the same queries, which it would answer.
     env = {**clean_env(), "RAGSEARCH_LOCAL_EMBEDDING_RUNTIME": runtime}
     env["RAGSEARCH_QUERY_CACHE_SIZE"] = "0"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER_CODE, str(data_dir), str(port)], cwd=ROOT, env=env
-    )
+    python, code, cwd = sys.executable, SERVER_CODE, ROOT
+    if baseline is not None:  # today's code: its own tree, its own venv (torch, jieba)
+        python, code, cwd = (
+            str(baseline / ".venv" / "bin" / "python"),
+            BASELINE_SERVER_CODE,
+            baseline,
+        )
+        env["PYTHONPATH"] = str(baseline)
+    proc = subprocess.Popen([python, "-c", code, str(data_dir), str(port)], cwd=cwd, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/healthz", proc)
@@ -179,21 +194,47 @@ def server(data_dir: Path, runtime: str) -> Iterator[str]:
         proc.wait(30)
 
 
-def part_http(data_dir: Path, collection: str, queries: list[str], rounds: int) -> None:
+def part_http(
+    data_dir: Path,
+    collection: str,
+    queries: list[str],
+    rounds: int,
+    baseline: Path | None = None,
+    collection_int8: str | None = None,
+) -> None:
+    # (label, runtime, collection, baseline tree): one server at a time (they would share
+    # the 2 cores), every one on the same queries and rounds.
+    configs: list[tuple[str, str, str, Path | None]] = []
+    if baseline is not None:
+        configs.append(("today", "torch", collection, baseline))
+    configs += [("torch", "torch", collection, None), ("onnx", "onnx", collection, None)]
+    if collection_int8:
+        configs.append(("onnx-int8", "onnx", collection_int8, None))
     results: dict[str, tuple[float, float | None]] = {}
-    for runtime in ("torch", "onnx"):  # one server at a time: they would share the 2 cores
-        with server(data_dir, runtime) as base:
+    for label, runtime, name, tree in configs:
+        served = data_dir if tree is None else data_dir.with_name("baseline-data")
+        if tree is not None and not served.exists():
+            shutil.copytree(data_dir, served)
+        with server(served, runtime, tree) as base:
             url = base + "/v1/search"
-            c1, c8 = Series(f"{runtime} c1"), Series(f"{runtime} c8", 8)
+            c1, c8 = Series(f"{label} c1"), Series(f"{label} c8", 8)
             with httpx.Client(timeout=60) as client:
+                # Today's server loaded its model on the first query, after /readyz said ready.
+                warm = {"query": "warm up", "collection": name, "mode": "hybrid"}
+                client.post(url, json=warm, timeout=600).raise_for_status()
                 for _ in range(rounds):
-                    http_c1(client, url, queries, collection, "hybrid", None, c1)
-                    asyncio.run(_http_c8(url, queries, collection, "hybrid", None, 8, c8))
+                    http_c1(client, url, queries, name, "hybrid", None, c1)
+                    asyncio.run(_http_c8(url, queries, name, "hybrid", None, 8, c8))
             s1, s8 = c1.summary(), c8.summary()
-            results[runtime] = (s1["p50_ms"], s8["rps"])
-            print(f"  {runtime:<6} hybrid c1 p50 {s1['p50_ms']:7.2f} ms   c8 {s8['rps']} req/s")
-    torch_rps = results["torch"][1] or 1.0
-    print(f"  onnx c8 throughput: {(results['onnx'][1] or 0) / torch_rps:.2f}x the torch service")
+            results[label] = (s1["p50_ms"], s8["rps"])
+            print(f"  {label:<10} hybrid c1 p50 {s1['p50_ms']:7.2f} ms   c8 {s8['rps']} req/s")
+    for peer in ("today", "torch"):
+        if peer in results:
+            peer_rps = results[peer][1] or 1.0
+            for label in ("onnx", "onnx-int8"):
+                if label in results:
+                    ratio = (results[label][1] or 0) / peer_rps
+                    print(f"  {label} c8 throughput: {ratio:.2f}x the {peer} service")
 
 
 def part_ask(data_dir: Path, collection: str, rounds: int) -> None:
@@ -222,6 +263,8 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=("query", "ingest", "http", "ask"), action="append")
+    parser.add_argument("--baseline-tree", type=Path, default=None)
+    parser.add_argument("--collection-int8", default=None)
     args = parser.parse_args()
     parts = args.only or ["query", "ingest", "http", "ask"]
     queries = load_queries(args.queries)
@@ -236,7 +279,14 @@ def main() -> None:
             part_ingest(chunk_texts(data_dir, args.chunks), args.rounds)
         if "http" in parts:
             print("\n/v1/search hybrid over HTTP")
-            part_http(data_dir, args.collection, queries, args.rounds)
+            part_http(
+                data_dir,
+                args.collection,
+                queries,
+                args.rounds,
+                args.baseline_tree,
+                args.collection_int8,
+            )
         if "ask" in parts:
             part_ask(data_dir, args.collection, args.rounds)
 
