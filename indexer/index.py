@@ -142,6 +142,11 @@ class Index:
                 lexicon.release()
             if self.writer:
                 for held in list(self._held.values()):
+                    if isinstance(held.store, FaissStore):
+                        # A bulk write can end while the larger IVF it set off is still being
+                        # trained: saving the old one would leave every serving process to
+                        # resize it again (a full copy of the vectors, under load).
+                        held.store.wait_for_resize()
                     if held.store.dirty:
                         held.store.save()
         finally:

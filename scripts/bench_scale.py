@@ -593,6 +593,11 @@ def main() -> None:
         help="catalog.sqlite3 of a data directory with MiniLM collections: reuse its vectors",
     )
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--reuse-data",
+        action="store_true",
+        help="keep WORK/N/data.parquet and truth.npy from an earlier run (rebuild only --systems)",
+    )
     parser.add_argument("--child", choices=["build", "serve"], default=None)
     parser.add_argument("--system", default=None)
     args = parser.parse_args()
@@ -610,14 +615,19 @@ def main() -> None:
     results: dict[int, dict[str, dict[str, Any]]] = {}
     for size in args.sizes:
         work = args.work / str(size)
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        texts, vectors = dataset(size, data)
-        write_parquet(work / "data.parquet", texts, vectors)
-        np.save(work / "truth.npy", ground_truth(vectors, data["queries"][1]))
-        del texts, vectors
+        systems = args.systems.split(",")
+        if args.reuse_data and (work / "data.parquet").exists() and (work / "truth.npy").exists():
+            for system in systems:  # the same data again; only these systems' builds go
+                shutil.rmtree(work / system, ignore_errors=True)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            texts, vectors = dataset(size, data)
+            write_parquet(work / "data.parquet", texts, vectors)
+            np.save(work / "truth.npy", ground_truth(vectors, data["queries"][1]))
+            del texts, vectors
         results[size] = {}
-        for system in args.systems.split(","):
+        for system in systems:
             built = run_child("build", system, work, size, args.cache)
             served = (
                 run_child("serve", system, work, size, args.cache) if "error" not in built else {}

@@ -111,3 +111,29 @@ def test_sorted_difference_keeps_what_the_other_lacks() -> None:
     assert sorted_difference(values, other).tolist() == [1, 5, 7]
     assert sorted_difference(values, other[:0]).tolist() == values.tolist()
     assert sorted_difference(other, values).tolist() == [0, 4, 12]
+
+
+def test_a_writer_closing_during_an_ivf_resize_saves_the_resized_index(
+    settings: Settings, make_collection: MakeCollection
+) -> None:
+    # A bulk write can end while the larger IVF it set off is still training: the file must
+    # get the larger one, or every serving process resizes it again under load.
+    from indexer.vectors.faiss_store import FaissStore
+
+    collection = make_collection(dimensions=16)
+    small = settings.model_copy(update={"ann_threshold": 200})
+    writer = Index(small, writer=True)
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(20_000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = writer.store(collection)
+    assert isinstance(store, FaissStore)
+    store.add(np.arange(1, 401, dtype=np.int64), vectors[:400])  # IVF of ~80 lists
+    first_nlist = store.nlist
+    store.add(np.arange(401, 20_001, dtype=np.int64), vectors[400:])  # 50x: a resize starts
+    writer.close()
+
+    saved = FaissStore(store.path, 16, ann_threshold=200)
+    assert saved.load()
+    assert saved.nlist >= 4 * first_nlist
+    assert len(saved.ids()) == 20_000
