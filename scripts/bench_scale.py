@@ -598,6 +598,14 @@ def main() -> None:
         action="store_true",
         help="keep WORK/N/data.parquet and truth.npy from an earlier run (rebuild only --systems)",
     )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="no run: print the table and plot from these --json results (later files' "
+        "entries replace earlier ones, e.g. a system rebuilt after a fix)",
+    )
     parser.add_argument("--child", choices=["build", "serve"], default=None)
     parser.add_argument("--system", default=None)
     args = parser.parse_args()
@@ -608,6 +616,14 @@ def main() -> None:
         else:
             result = child_serve(args.system, args.work, size, args.cache)
         print(json.dumps(result))
+        return
+    if args.from_json:
+        merged: dict[int, dict[str, dict[str, Any]]] = {}
+        for path in args.from_json:
+            for size, systems in json.loads(path.read_text()).items():
+                merged.setdefault(int(size), {}).update(systems)
+        print(table(merged))
+        plot(merged, args.plots)
         return
     import shutil
 
