@@ -45,6 +45,7 @@ log = logging.getLogger("ragsearch.index")
 # ~30 MB at 384 dimensions) are cheap to rewrite and are saved after every write.
 SAVE_FRACTION = 0.25
 SAVE_ALWAYS_BELOW = 20_000
+SMALL_SAVE_SECONDS = 2.0
 LEXICAL_COMMIT_SECONDS = 1.0
 
 
@@ -108,6 +109,7 @@ class Index:
         self._milvus: Any = None
         self._held: dict[int, _Held] = {}
         self._unsaved: dict[int, int] = {}
+        self._saved_at: dict[int, float] = {}  # when each collection's vectors were last saved
         self._lock = threading.Lock()  # guards the dicts above
         self._opening = threading.Lock()  # one first open at a time
         self._refreshing: dict[int, threading.Lock] = {}
@@ -266,9 +268,12 @@ class Index:
         # A tantivy commit writes a segment: at most one a second during a long run.
         if time.monotonic() - self._committed_at.get(collection.id, 0.0) >= LEXICAL_COMMIT_SECONDS:
             self._commit_lexical(collection.id)
-        if store.dirty and (
-            len(store) < SAVE_ALWAYS_BELOW or unsaved >= SAVE_FRACTION * len(store)
-        ):
+        # A small file is cheap to rewrite, but not after every flush of a long run: at most
+        # every SMALL_SAVE_SECONDS (the catalog holds every vector; an open catches up).
+        small = len(store) < SAVE_ALWAYS_BELOW and (
+            time.monotonic() - self._saved_at.get(collection.id, 0.0) >= SMALL_SAVE_SECONDS
+        )
+        if store.dirty and (small or unsaved >= SAVE_FRACTION * len(store)):
             self.save(collection)
 
     def save(self, collection: Collection) -> None:
@@ -279,6 +284,7 @@ class Index:
             chunk_changes.prune(self.catalog.engine)
         with self._lock:
             self._unsaved[collection.id] = 0
+            self._saved_at[collection.id] = time.monotonic()
 
     def _high_id(self, collection: Collection) -> int:
         held = self._held.get(collection.id)
@@ -334,8 +340,12 @@ class Index:
 
     def finish_writing(self, collection: Collection) -> None:
         """End a run of writes: commit the tantivy index and let go of its directory lock,
-        which another process's writer may need next."""
+        which another process's writer may need next. A small vector file the run left
+        unsaved (see `mark_current`) is saved now, so it is current whenever no run is."""
         self._commit_lexical(collection.id)
+        held = self._held.get(collection.id)
+        if held is not None and held.store.dirty and len(held.store) < SAVE_ALWAYS_BELOW:
+            self.save(collection)
         with self._lock:
             found = self._lexicons.get(collection.id)
         if found is not None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import Connection, insert, select
 
 from indexer.providers.base import Vectors
 from indexer.records import Collection
@@ -22,18 +24,9 @@ class EmbeddingCacheTables(Tables):
         self, model_key: str, dimensions: int, shas: Sequence[str]
     ) -> dict[str, Vectors]:
         out: dict[str, Vectors] = {}
-        unique = list(dict.fromkeys(shas))
         with self.connect() as conn:
-            for batch in batches(unique):
-                rows = conn.execute(
-                    select(embedding_cache.c.text_sha256, embedding_cache.c.vector).where(
-                        embedding_cache.c.model == model_key,
-                        embedding_cache.c.dimensions == dimensions,
-                        embedding_cache.c.text_sha256.in_(batch),
-                    )
-                ).all()
-                for sha, blob in rows:
-                    out[sha] = np.frombuffer(blob, dtype=np.float32)
+            for sha, blob in _cache_rows(conn, model_key, dimensions, shas, "text_sha256, vector"):
+                out[sha] = np.frombuffer(blob, dtype=np.float32)
         return out
 
     def put_vectors(self, model_key: str, dimensions: int, items: dict[str, Vectors]) -> None:
@@ -41,19 +34,10 @@ class EmbeddingCacheTables(Tables):
         if not items:
             return
         with self.transaction() as conn:
-            keys = list(items)
-            present: set[str] = set()
-            for batch in batches(keys):
-                present.update(
-                    r[0]
-                    for r in conn.execute(
-                        select(embedding_cache.c.text_sha256).where(
-                            tuple_(embedding_cache.c.model, embedding_cache.c.dimensions)
-                            == (model_key, dimensions),
-                            embedding_cache.c.text_sha256.in_(batch),
-                        )
-                    )
-                )
+            present = {
+                row[0]
+                for row in _cache_rows(conn, model_key, dimensions, list(items), "text_sha256")
+            }
             rows = [
                 {
                     "model": model_key,
@@ -93,3 +77,27 @@ class EmbeddingCacheTables(Tables):
         missing = sorted(set(chunk_ids) - set(found_ids))
         vectors = decode_vectors(rows_out, collection.dimensions)
         return found_ids, vectors, missing
+
+
+def _cache_rows(
+    conn: Connection, model_key: str, dimensions: int, shas: Sequence[str], columns: str
+) -> list[Any]:
+    """`columns` of the cache rows for these texts, through the DB-API cursor with the shas as
+    one parameter (a JSON array in SQLite, an array in PostgreSQL): an IN list of thousands of
+    bound values cost more in SQLAlchemy's parameter handling than the lookup itself."""
+    unique = list(dict.fromkeys(shas))
+    if not unique:
+        return []
+    where = "model = ? AND dimensions = ? AND text_sha256 IN (SELECT value FROM json_each(?))"
+    param: Any = json.dumps(unique)
+    if conn.dialect.name == "postgresql":
+        where = "model = %s AND dimensions = %s AND text_sha256 = ANY(%s)"
+        param = unique
+    cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            f"SELECT {columns} FROM embedding_cache WHERE {where}", (model_key, dimensions, param)
+        )
+        return [(row[0], bytes(row[1])) if len(row) > 1 else row for row in cursor]
+    finally:
+        cursor.close()
