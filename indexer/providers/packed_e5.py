@@ -116,7 +116,8 @@ def dequantize_q4(blocks: bytes, rows: int, cols: int) -> Array:
     return (q * b["d"].astype(np.float32)[:, None]).reshape(rows, cols)
 
 
-def read_packed_e5(path: Path) -> PackedE5:
+def read_packed_e5(path: Path, *, weights: bool = True) -> PackedE5:
+    """The model in `path`; with `weights=False` only its configuration and vocabulary."""
     data = path.read_bytes()
     if data[:4] != _MAGIC:
         raise ProviderError(f"{path} is not a packed e5 model (magic {data[:4]!r})")
@@ -144,8 +145,8 @@ def read_packed_e5(path: Path) -> PackedE5:
         norm.at += 4 * count
         normalization[cp] = "".join(chr(c) for c in outs)
 
-    weights: dict[str, Array] = {}
-    for _ in range(r.take("<i")):
+    tensors: dict[str, Array] = {}
+    for _ in range(r.take("<i") if weights else 0):
         name = r.raw(r.take("<H")).decode("ascii")
         dtype, count, offset, size = r.take("<BIQQ")
         raw = data[offset : offset + size]
@@ -160,19 +161,20 @@ def read_packed_e5(path: Path) -> PackedE5:
             value = dequantize_q4(raw, count // cols, cols)
         else:
             raise ProviderError(f"{path}: tensor {name} has unknown dtype {dtype}")
-        weights[target] = value
-    for name, rows in (
-        ("embeddings.position_embeddings.weight", max_pos),
-        ("embeddings.token_type_embeddings.weight", type_vocab),
-    ):
-        weights[name] = weights[name].reshape(rows, hidden)
-    word = "embeddings.word_embeddings.weight"
-    # float16 holds a Q4_0 weight (an fp16 scale times -8..7) to within rounding: half the size.
-    weights[word] = weights[word].reshape(vocab, hidden).astype(np.float16)
+        tensors[target] = value
+    if weights:
+        for name, rows in (
+            ("embeddings.position_embeddings.weight", max_pos),
+            ("embeddings.token_type_embeddings.weight", type_vocab),
+        ):
+            tensors[name] = tensors[name].reshape(rows, hidden)
+        word = "embeddings.word_embeddings.weight"
+        # float16 holds a Q4_0 weight (fp16 scale times -8..7) to within rounding: half the size.
+        tensors[word] = tensors[word].reshape(vocab, hidden).astype(np.float16)
     return PackedE5(
         config=BertConfig(hidden=hidden, heads=heads, layers=layers, eps=eps),
         max_positions=max_pos,
-        weights=weights,
+        weights=tensors,
         pieces=pieces,
         bos=bos,
         eos=eos,
