@@ -83,8 +83,11 @@ class Settings(BaseSettings):
         "all-MiniLM-L6-v2-int8",
         description="Local embedding model for new collections: `all-MiniLM-L6-v2-int8` (the "
         "bundled MiniLM with int8 matrix products on ONNX Runtime; SciFact nDCG@10 within 0.005 "
-        "of float, see BENCHMARKS.md), `all-MiniLM-L6-v2` (float, the same vectors as torch) or "
-        "the directory of a sentence-transformers model (needs the `torch` extra).",
+        "of float, see BENCHMARKS.md), `all-MiniLM-L6-v2` (float, the same vectors as torch), "
+        "`multilingual-e5-small-int8` / `multilingual-e5-small` (English and Chinese among ~100 "
+        "languages, so hybrid search keeps its dense side for Chinese queries; needs the "
+        "`multilingual` extra) or the directory of a sentence-transformers model (needs the "
+        "`torch` extra).",
     )
     local_embedding_runtime: Literal["onnx", "torch"] = Field(
         "onnx",

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BertConfig", "build_bert_onnx", "quantize_int8"]
+__all__ = ["BertConfig", "build_bert_onnx", "quantize_int8", "write_bert_onnx"]
 
 _OPSET = 17  # LayerNormalization is a standard op from 17 on
 
@@ -128,12 +128,20 @@ def build_bert_onnx(model_dir: Path, target: Path) -> None:
     Inputs `input_ids` and `attention_mask` (int64, batch x sequence); output `embeddings`
     (float32, batch x hidden), mean-pooled over unmasked tokens and unit length.
     """
-    import onnx
-    from onnx import TensorProto, helper
     from safetensors.numpy import load_file
 
-    cfg = BertConfig.read(model_dir)
-    w = load_file(str(model_dir / "model.safetensors"))
+    weights = load_file(str(model_dir / "model.safetensors"))
+    write_bert_onnx(weights, BertConfig.read(model_dir), target)
+
+
+def write_bert_onnx(w: dict[str, Array], cfg: BertConfig, target: Path) -> None:
+    """The graph of `build_bert_onnx` from weights already in memory (Hugging Face BERT names).
+
+    A float16 word-embedding table is kept as such (half the file) and cast after the lookup.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
     g = _Graph()
 
     ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])
@@ -141,7 +149,10 @@ def build_bert_onnx(model_dir: Path, target: Path) -> None:
     out = helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", cfg.hidden])
 
     # Embeddings: word + position + token type 0 (sentences are single segments).
-    words = g.op("Gather", g.const("word_emb", w["embeddings.word_embeddings.weight"]), "input_ids")
+    table = w["embeddings.word_embeddings.weight"]
+    words = g.op("Gather", g.const("word_emb", table), "input_ids")
+    if table.dtype != np.float32:
+        words = g.op("Cast", words, to=TensorProto.FLOAT)
     positions_table = (
         w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
     )

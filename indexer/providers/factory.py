@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from indexer.errors import InputError, ProviderAuthError
 from indexer.providers.base import Embedder
-from indexer.providers.onnx_local import MINILM, MINILM_INT8
+from indexer.providers.onnx_local import MINILM, MINILM_INT8, MULTILINGUAL_MODELS, ONNX_MODELS
 from indexer.records import Collection
 from indexer.settings import Settings
 
@@ -66,7 +66,7 @@ def requested_embedder_spec(
 
 
 def _check_remote_model_path(settings: Settings, model: str) -> None:
-    if model in (settings.local_embedding_model, MINILM, MINILM_INT8):
+    if model == settings.local_embedding_model or model in ONNX_MODELS:
         return
     root = settings.local_models_dir
     if root is None:
@@ -101,8 +101,11 @@ def build_embedder(settings: Settings, spec: EmbedderSpec) -> Embedder:
 
 
 def _build_local(settings: Settings, model: str) -> Embedder:
-    """MiniLM on ONNX Runtime by default; torch for other models or when asked for."""
-    if model == MINILM_INT8 or (model == MINILM and settings.local_embedding_runtime == "onnx"):
+    """MiniLM on ONNX Runtime by default; torch for other models or when asked for.
+
+    multilingual-e5-small runs on ONNX Runtime only (its weights are not a torch model)."""
+    onnx_minilm = model == MINILM and settings.local_embedding_runtime == "onnx"
+    if model == MINILM_INT8 or model in MULTILINGUAL_MODELS or onnx_minilm:
         from indexer.providers.onnx_local import OnnxEmbedder
 
         return OnnxEmbedder(

@@ -94,7 +94,8 @@ def embedder_covers(provider: str, model: str, text: str) -> bool:
 
     all-MiniLM-L6-v2 was trained on English only: on Chinese its vectors are near noise
     (measured in BENCHMARKS.md), so hybrid search leans on the lexical side there.
-    Zhipu Embedding-3 is multilingual.
+    Zhipu Embedding-3 and the local multilingual-e5-small (`-int8`) are multilingual: a
+    collection created with either keeps its dense side for Chinese queries.
     """
     english_only = provider == "local" and "minilm" in model.lower() and "multilingual" not in model
     return not (english_only and cjk_ratio(text) >= 0.3)

@@ -50,3 +50,5 @@ def test_cjk_ratio_and_embedder_coverage() -> None:
     assert not embedder_covers("local", "all-MiniLM-L6-v2", "年假需要提前多久申请")
     assert embedder_covers("local", "all-MiniLM-L6-v2", "how do I request leave")
     assert embedder_covers("zhipu", "embedding-3", "年假需要提前多久申请")
+    assert embedder_covers("local", "multilingual-e5-small-int8", "年假需要提前多久申请")
+    assert embedder_covers("local", "multilingual-e5-small", "年假需要提前多久申请")
