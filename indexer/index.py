@@ -185,14 +185,17 @@ class Index:
                 collection.name,
             )
 
-    def store(self, collection: Collection) -> VectorStore:
+    def store(self, collection: Collection, *, revision: int | None = None) -> VectorStore:
         """The collection's vectors, current with the catalog's latest committed revision.
 
         Opening reconciles in full; afterwards only the changes since are applied. While one
         thread applies them, others searching the same collection get the store as it is
         (search drops ids the catalog no longer has), so no query waits behind a refresh.
+        `revision` is the collection's revision as the caller has just read it (a request
+        that looked the collection up), which saves asking the catalog again.
         """
-        revision = self.catalog.revision(collection.id)
+        if revision is None:
+            revision = self.catalog.revision(collection.id)
         held = self._held.get(collection.id)
         if held is None:
             with self._opening:

@@ -184,7 +184,8 @@ async def retrieve(
         with timer.stage("embed"):
             embedded = await plan.embedder.embed_query(plan.query)
         result.usage.append(embedded.usage)
-        store = ctx.index.store(plan.collection)
+        # The collection was read from the catalog for this request: its revision is fresh.
+        store = ctx.index.store(plan.collection, revision=plan.collection.revision)
         vector = embedded.vectors[0]
         return await timer.in_thread(
             "dense", lambda: store.search(vector, plan.candidates, allowed)
