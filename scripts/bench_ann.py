@@ -85,6 +85,7 @@ def build(variant: str, vectors: np.ndarray) -> tuple[Any, float, int]:
     """(index, build seconds, nlist or 0)."""
     t0 = time.perf_counter()
     nlist = 0
+    index: Any
     if variant == "flat":
         index = faiss.IndexFlatIP(DIMS)
     elif variant.startswith("ivf"):
@@ -103,7 +104,10 @@ def build(variant: str, vectors: np.ndarray) -> tuple[Any, float, int]:
         index.hnsw.efConstruction = 80
     elif variant == "hnsw32_sq8":
         index = faiss.IndexHNSWSQ(
-            DIMS, faiss.ScalarQuantizer.QT_8bit, 32, faiss.METRIC_INNER_PRODUCT
+            DIMS,
+            faiss.ScalarQuantizer.QT_8bit,  # type: ignore[arg-type]  # an int in the stubs
+            32,
+            faiss.METRIC_INNER_PRODUCT,
         )
         index.hnsw.efConstruction = 80
         index.train(vectors[:: max(1, len(vectors) // 100_000)])
@@ -136,7 +140,8 @@ def settings(variant: str, index: Any) -> list[tuple[str, Callable[[], None]]]:
 
 
 def measure(index: Any, queries: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    latencies, found = [], []
+    latencies: list[float] = []
+    found: list[np.ndarray] = []
     for _ in range(2):  # warm-up pass, then the timed pass
         latencies, found = [], []
         for q in queries:
