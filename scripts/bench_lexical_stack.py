@@ -30,7 +30,6 @@ and per inserted row: on a busy machine the CPU figures are the comparable ones.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -46,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import measure_lexical  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from indexer.lexical import index_text, query_tokens  # noqa: E402
@@ -67,25 +67,8 @@ def load(
     folder: Path, qrels_name: str, limit: int | None
 ) -> tuple[list[str], list[str], dict[str, str], dict[str, dict[str, int]]]:
     """(doc ids, doc texts, queries by id, qrels) of a BEIR-style folder."""
-    ids, texts = [], []
-    with (folder / "corpus.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            ids.append(row["_id"])
-            texts.append(f"{row.get('title') or ''}\n{row['text']}")
-    qrels: dict[str, dict[str, int]] = {}
-    with (folder / "qrels" / qrels_name).open(encoding="utf-8") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            if int(row["score"]) > 0:
-                qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-    queries = {}
-    with (folder / "queries.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            if row["_id"] in qrels:
-                queries[row["_id"]] = row["text"]
-    kept = list(queries)[:limit] if limit else list(queries)
-    return ids, texts, {q: queries[q] for q in kept}, qrels
+    corpus, queries, qrels = measure_lexical.load(folder, qrels_name, limit)
+    return list(corpus), list(corpus.values()), queries, qrels
 
 
 def quality(

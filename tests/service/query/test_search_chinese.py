@@ -3,51 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from indexer.collections import create_collection
-from indexer.index import Index
-from indexer.ingest import Ingestor, SourceItem
 from indexer.settings import Settings
 from service.query.engine import Engine
 from service.query.records import AnswerRequest, SearchRequest
+from tests.service.query.cmrc_small import RECORDS, engine_with_records
 
 pytestmark = pytest.mark.slow  # loads the real MiniLM model
-
-CMRC = Path(__file__).resolve().parents[2] / "data" / "cmrc_small.jsonl"
-RECORDS = [json.loads(line) for line in CMRC.read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A MiniLM collection (the embedded default) holding eight CMRC paragraphs."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("zh") / "data")
-    built = Engine(settings)
-
-    async def load() -> None:
-        index = Index(settings, writer=True)
-        try:
-            collection = create_collection(index, built.embedders, "zh")
-            assert collection.embedder_provider == "local"
-            items = [
-                SourceItem(
-                    source=r["id"],
-                    filename=f"{r['id']}.md",
-                    data=f"# {r['title']}\n\n{r['text']}".encode(),
-                )
-                for r in RECORDS
-            ]
-            embedder = built.embedders.for_collection(collection)
-            report = await Ingestor(index, collection, embedder).run(items)
-            assert report.failed == [] and report.added == len(RECORDS)
-        finally:
-            index.close()
-
-    asyncio.run(load())
+    built, collection = engine_with_records(settings)
+    assert collection.embedder_provider == "local"
     yield built
     asyncio.run(built.aclose())
 
