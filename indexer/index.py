@@ -42,7 +42,8 @@ log = logging.getLogger("ragsearch.index")
 # A writer rewrites the vector file once the changes since its last save reach this share of
 # the collection: the rewrites of a growing collection add up to ~5x its final size instead
 # of one full rewrite per write (1.5 GB at a million 384-d vectors). Small files (under
-# ~30 MB at 384 dimensions) are cheap to rewrite and are saved after every write.
+# ~30 MB at 384 dimensions) are cheap to rewrite: saved at most every SMALL_SAVE_SECONDS
+# during a run of writes, and when the run ends (`finish_writing`).
 SAVE_FRACTION = 0.25
 SAVE_ALWAYS_BELOW = 20_000
 SMALL_SAVE_SECONDS = 2.0

@@ -137,3 +137,30 @@ def test_a_writer_closing_during_an_ivf_resize_saves_the_resized_index(
     assert saved.load()
     assert saved.nlist >= 4 * first_nlist
     assert len(saved.ids()) == 20_000
+
+
+def test_a_small_vector_file_is_saved_at_most_every_few_seconds_and_when_the_run_ends(
+    index: Index, make_collection: MakeCollection
+) -> None:
+    from indexer.vectors.faiss_store import FaissStore
+
+    collection = make_collection(dimensions=16)
+    store = index.store(collection)
+    assert isinstance(store, FaissStore)
+    vectors = np.random.default_rng(3).normal(size=(101, 16)).astype(np.float32)
+    first = np.arange(1, 101, dtype=np.int64)
+
+    def saved_ids() -> list[int]:
+        saved = FaissStore(store.path, 16)
+        assert saved.load()
+        return sorted(saved.ids().tolist())
+
+    store.add(first, vectors[:100])
+    index.mark_current(collection, store, 100)  # the first save of a run happens at once
+    assert saved_ids() == first.tolist()
+    store.add(np.array([101], dtype=np.int64), vectors[100:])
+    # 1% more, within SMALL_SAVE_SECONDS of the last save: the file is not rewritten yet.
+    index.mark_current(collection, store, 1)
+    assert saved_ids() == first.tolist()
+    index.finish_writing(collection)  # the end of the run saves what is left
+    assert saved_ids() == [*first.tolist(), 101]
