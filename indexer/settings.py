@@ -290,7 +290,8 @@ class Settings(BaseSettings):
     def uses_tantivy(self) -> bool:
         """Whether lexical search goes to tantivy (see `lexical_engine`)."""
         if self.lexical_engine == "auto":
-            return self.resolved_catalog_url.startswith("sqlite")
+            # Not `resolved_catalog_url`: its path resolution is a syscall per search.
+            return not self.catalog_url or self.catalog_url.startswith("sqlite")
         return self.lexical_engine == "tantivy"
 
     @property

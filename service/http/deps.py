@@ -51,6 +51,16 @@ def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
+# FastAPI runs a plain `def` dependency in its thread pool: a thread hop per dependency per
+# request. These are what routes depend on, so they are coroutines.
+async def engine_of(request: Request) -> Engine:
+    return get_engine(request)
+
+
+async def metrics_of(request: Request) -> Metrics:
+    return get_metrics(request)
+
+
 BEARER = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
@@ -85,7 +95,7 @@ async def get_principal(
     return principal
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """Refuse a body that is not `application/json` (or `+json`) with 415."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
@@ -94,9 +104,9 @@ def require_json(request: Request) -> None:
         raise UnsupportedMediaType(f"send the body as application/json (got {shown})")
 
 
-EngineDep = Annotated[Engine, Depends(get_engine)]
+EngineDep = Annotated[Engine, Depends(engine_of)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+MetricsDep = Annotated[Metrics, Depends(metrics_of)]
 
 
 @asynccontextmanager
