@@ -61,6 +61,9 @@ class CollectionTables(Tables):
         return self.get_collection(spec.name)
 
     def find_collection(self, name: str) -> Collection | None:
+        return self.reads.get(("collection", name), lambda: self._read_collection(name))
+
+    def _read_collection(self, name: str) -> Collection | None:
         with self.connect() as conn:
             row = conn.execute(select(collections).where(collections.c.name == name)).first()
         return None if row is None else collection_from(row._mapping)

@@ -12,6 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from indexer.errors import CatalogError
 from indexer.lexical_store import LexicalIndex
 
+from .read_cache import CatalogReadCache
+
 
 @contextmanager
 def database_errors_mapped() -> Iterator[None]:
@@ -28,6 +30,7 @@ class Tables:
 
     engine: Engine
     lexical: LexicalIndex
+    reads: CatalogReadCache  # the hot reads, kept until the database changes
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:

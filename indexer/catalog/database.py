@@ -22,6 +22,7 @@ from .collections import CollectionTables
 from .documents import DocumentTables
 from .embedding_cache import EmbeddingCacheTables
 from .keys import KeyTables
+from .read_cache import CatalogReadCache
 from .vector_files import VectorFileTables
 
 _DIALECTS = ("sqlite", "postgresql")
@@ -103,8 +104,12 @@ class Catalog(CollectionTables, DocumentTables, EmbeddingCacheTables, KeyTables,
         self.is_sqlite = url.startswith("sqlite")
         self.engine: Engine = open_engine(url)
         self.lexical: LexicalIndex = lexical_index_for(self.engine.dialect.name)
+        self.reads = CatalogReadCache.for_database(
+            self.engine.dialect.name, self.engine.url.database
+        )
 
     def close(self) -> None:
+        self.reads.close()
         self.engine.dispose()
 
     def checkpoint(self) -> None:

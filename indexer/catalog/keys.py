@@ -48,6 +48,9 @@ class KeyTables(Tables):
             )
 
     def has_active_keys(self) -> bool:
+        return self.reads.get("has_active_keys", self._read_has_active_keys)
+
+    def _read_has_active_keys(self) -> bool:
         with self.connect() as conn:
             row = conn.execute(
                 select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
@@ -56,11 +59,17 @@ class KeyTables(Tables):
 
     def ever_had_keys(self) -> bool:
         """Whether any key was ever created (revoked ones count)."""
+        return self.reads.get("ever_had_keys", self._read_ever_had_keys)
+
+    def _read_ever_had_keys(self) -> bool:
         with self.connect() as conn:
             return conn.execute(select(api_keys.c.id).limit(1)).first() is not None
 
     def find_key(self, key_sha256: str) -> ApiKey | None:
         """The active key with this secret's sha256, if any."""
+        return self.reads.get(("key", key_sha256), lambda: self._read_key(key_sha256))
+
+    def _read_key(self, key_sha256: str) -> ApiKey | None:
         with self.connect() as conn:
             row = conn.execute(
                 select(api_keys).where(
