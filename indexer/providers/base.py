@@ -50,6 +50,15 @@ class Embedder(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class InProcessQueries(Protocol):
+    """An embedder whose query embedding is computation in this process, not a remote call:
+    a caller already off the event loop embeds on its own thread (the search embeds and
+    searches the vectors in one trip to a worker thread)."""
+
+    def embed_query_blocking(self, text: str) -> Embeddings: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RerankResult:
     """`ranking` holds (input index, score) pairs, best first."""

@@ -277,6 +277,10 @@ class OnnxEmbedder:
         cached = self.query_cache.get(text)
         return cached if cached is not None else self._fresh_query(text)
 
+    def embed_query_blocking(self, text: str) -> Embeddings:
+        """`embed_query` on the caller's thread (`InProcessQueries`)."""
+        return Embeddings(self.embed_query_sync(text), Usage(model=self.model))
+
     async def embed_query(self, text: str) -> Embeddings:
         cached = self.query_cache.get(text)
         if cached is None:

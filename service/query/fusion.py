@@ -28,28 +28,49 @@ def rrf(
     ranked: Mapping[str, Sequence[tuple[int, float]]],
     weights: Mapping[str, float],
     k: int = 60,
+    limit: int | None = None,
 ) -> list[Candidate]:
     """Fuse ranked lists by weighted reciprocal rank: sum of w / (k + rank), rank from 1.
 
     Ties keep the order of the first list that saw the chunk, so fusion is deterministic.
+    `limit` keeps the best that many: only they become `Candidate`s (on the query path
+    fusion runs per request over ~200 chunks, of which ~15 are kept).
     """
-    merged: dict[int, Candidate] = {}
+    fused: dict[int, float] = {}
     for name, hits in ranked.items():
         weight = weights.get(name, 1.0)
+        for rank, (chunk_id, _score) in enumerate(hits, start=1):
+            share = weight / (k + rank) if weight > 0 else 0.0
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + share
+    return _candidates(ranked, fused, limit)
+
+
+def _candidates(
+    ranked: Mapping[str, Sequence[tuple[int, float]]],
+    fused: dict[int, float],
+    limit: int | None,
+) -> list[Candidate]:
+    """The best `limit` chunks of `fused` (all when None) with each list's score and rank.
+
+    `sorted(..., reverse=True)` is stable: equal scores keep `fused`'s insertion order.
+    """
+    best = sorted(fused, key=fused.__getitem__, reverse=True)
+    if limit is not None:
+        best = best[:limit]
+    kept = {chunk_id: Candidate(chunk_id, fused[chunk_id]) for chunk_id in best}
+    for name, hits in ranked.items():
         for rank, (chunk_id, score) in enumerate(hits, start=1):
-            cand = merged.get(chunk_id)
-            if cand is None:
-                cand = merged[chunk_id] = Candidate(chunk_id)
-            cand.scores[name] = score
-            cand.ranks[name] = rank
-            if weight > 0:
-                cand.fused += weight / (k + rank)
-    return sorted(merged.values(), key=lambda c: -c.fused)
+            cand = kept.get(chunk_id)
+            if cand is not None and name not in cand.ranks:
+                cand.scores[name] = score
+                cand.ranks[name] = rank
+    return list(kept.values())
 
 
 def zscore(
     ranked: Mapping[str, Sequence[tuple[int, float]]],
     weights: Mapping[str, float],
+    limit: int | None = None,
 ) -> list[Candidate]:
     """Fuse by weighted sum of per-list z-scores of the retrievers' own relevance scores.
 
@@ -57,9 +78,9 @@ def zscore(
     RRF by ~0.02 nDCG@10 (BENCHMARKS.md). A chunk one retriever did not return gets that
     list's lowest z-score, not zero, so one strong signal is not erased by a missing one.
     """
-    merged: dict[int, Candidate] = {}
     floors: dict[str, float] = {}
     normalised: dict[str, dict[int, float]] = {}
+    seen: dict[int, None] = {}
     for name, hits in ranked.items():
         if not hits:
             continue
@@ -68,20 +89,20 @@ def zscore(
         spread = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 or 1.0
         normalised[name] = {chunk_id: (score - mean) / spread for chunk_id, score in hits}
         floors[name] = min(normalised[name].values())
-        for rank, (chunk_id, score) in enumerate(hits, start=1):
-            cand = merged.setdefault(chunk_id, Candidate(chunk_id))
-            cand.scores[name] = score
-            cand.ranks[name] = rank
-    for cand in merged.values():
-        cand.fused = sum(
-            weights.get(name, 1.0) * z.get(cand.chunk_id, floors[name])
-            for name, z in normalised.items()
+        seen.update(dict.fromkeys(chunk_id for chunk_id, _ in hits))
+    fused = {
+        chunk_id: sum(
+            weights.get(name, 1.0) * z.get(chunk_id, floors[name]) for name, z in normalised.items()
         )
-    return sorted(merged.values(), key=lambda c: -c.fused)
+        for chunk_id in seen
+    }
+    return _candidates(ranked, fused, limit)
 
 
 def cjk_ratio(text: str) -> float:
     """Share of letters in `text` that are Chinese, Japanese or Korean."""
+    if text.isascii():
+        return 0.0
     letters = [ch for ch in text if ch.isalpha()]
     if not letters:
         return 0.0

@@ -19,7 +19,7 @@ from indexer.errors import InputError, ProviderError
 from indexer.filters import MAX_DEPTH, MAX_TERMS, compile_filter
 from indexer.index import Index
 from indexer.json_values import check_text
-from indexer.providers.base import Embedder, Reranker
+from indexer.providers.base import Embedder, Embeddings, InProcessQueries, Reranker
 from indexer.records import Collection, StoredChunk
 from service.query.fusion import Candidate, embedder_covers, rrf, zscore
 from service.query.records import (
@@ -105,7 +105,7 @@ async def search(ctx: SearchContext, request: SearchRequest) -> SearchResult:
         return result  # fail closed: nothing matches the filter
     lists = await retrieve(ctx, plan, allowed, timer, result)
     with timer.stage("fuse"):
-        fused = fuse(plan, lists, ctx.weights, ctx.rrf_k)
+        fused = fuse(plan, lists, ctx.weights, ctx.rrf_k, _wanted(plan) + DELETED_MARGIN)
     result.hits = await select(ctx, plan, fused, timer, result)
     timer.finish()
     return result
@@ -180,12 +180,26 @@ async def retrieve(
     """Each planned retriever's ranked candidates, the retrievers running concurrently."""
 
     async def dense() -> Ranked:
-        assert plan.embedder is not None  # planned together with the "dense" retriever
-        with timer.stage("embed"):
-            embedded = await plan.embedder.embed_query(plan.query)
-        result.usage.append(embedded.usage)
+        embedder = plan.embedder
+        assert embedder is not None  # planned together with the "dense" retriever
         # The collection was read from the catalog for this request: its revision is fresh.
         store = ctx.index.store(plan.collection, revision=plan.collection.revision)
+        if isinstance(embedder, InProcessQueries):
+            # A local model: embed and search on one worker thread. A trip to a thread costs
+            # more GIL time than searching a small index, and every request makes it.
+            def embed_and_search() -> tuple[Embeddings, Ranked]:
+                with timer.stage("embed"):
+                    embedded = embedder.embed_query_blocking(plan.query)
+                with timer.stage("dense"):
+                    found = store.search(embedded.vectors[0], plan.candidates, allowed)
+                return embedded, found
+
+            embedded, found = await asyncio.to_thread(embed_and_search)
+            result.usage.append(embedded.usage)
+            return found
+        with timer.stage("embed"):
+            embedded = await embedder.embed_query(plan.query)
+        result.usage.append(embedded.usage)
         vector = embedded.vectors[0]
         return await timer.in_thread(
             "dense", lambda: store.search(vector, plan.candidates, allowed)
@@ -205,12 +219,21 @@ async def retrieve(
 
 
 def fuse(
-    plan: SearchPlan, lists: Mapping[str, Ranked], weights: Mapping[str, float], rrf_k: int
+    plan: SearchPlan,
+    lists: Mapping[str, Ranked],
+    weights: Mapping[str, float],
+    rrf_k: int,
+    limit: int | None = None,
 ) -> list[Candidate]:
-    """One ranking from the retrievers' lists, weighted per retriever."""
+    """One ranking from the retrievers' lists, weighted per retriever; the best `limit`."""
     if plan.fusion == "rrf":
-        return rrf(lists, weights, rrf_k)
-    return zscore(lists, weights)
+        return rrf(lists, weights, rrf_k, limit)
+    return zscore(lists, weights, limit)
+
+
+def _wanted(plan: SearchPlan) -> int:
+    """How many fused candidates the selection looks at: the reranker's share, or top k."""
+    return max(plan.top_k, RERANK_MAX_CANDIDATES) if plan.reranker else plan.top_k
 
 
 async def select(
@@ -222,7 +245,7 @@ async def select(
 ) -> list[Hit]:
     """The top k: fetch the candidates' chunks, rerank them when planned, cut."""
     catalog = ctx.index.catalog
-    wanted = max(plan.top_k, RERANK_MAX_CANDIDATES) if plan.reranker else plan.top_k
+    wanted = _wanted(plan)
     keep = fused[: wanted + DELETED_MARGIN]
     ids = [c.chunk_id for c in keep]
     chunks = await timer.in_thread("fetch", lambda: catalog.chunks_by_ids(ids))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 
 from service.query.fusion import cjk_ratio, embedder_covers, rrf, zscore
@@ -52,3 +55,28 @@ def test_cjk_ratio_and_embedder_coverage() -> None:
     assert embedder_covers("zhipu", "embedding-3", "年假需要提前多久申请")
     assert embedder_covers("local", "multilingual-e5-small-int8", "年假需要提前多久申请")
     assert embedder_covers("local", "multilingual-e5-small", "年假需要提前多久申请")
+
+
+@pytest.mark.parametrize("fuse", [rrf, zscore])
+def test_fusion_with_a_limit_is_the_head_of_the_full_ranking(fuse: Any) -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        # Few distinct ids and scores: overlaps between lists and ties in the fused score.
+        lists = {
+            name: [(rng.randrange(30), float(rng.randrange(4))) for _ in range(rng.randrange(12))]
+            for name in ("dense", "lexical")
+        }
+        lists = {name: list(dict(hits).items()) for name, hits in lists.items()}  # unique ids
+        weights = {"dense": rng.choice([0.0, 0.5, 1.0]), "lexical": 1.0}
+        full = fuse(lists, weights)
+        limit = rng.randrange(1, 15)
+        head = fuse(lists, weights, limit=limit)
+        as_tuples = [(c.chunk_id, c.fused, c.scores, c.ranks) for c in full[:limit]]
+        assert [(c.chunk_id, c.fused, c.scores, c.ranks) for c in head] == as_tuples
+        seen = {cid for hits in lists.values() for cid, _ in hits}
+        assert sorted(c.chunk_id for c in full) == sorted(seen)
+
+
+def test_rrf_ties_keep_the_order_of_the_first_list_that_saw_them() -> None:
+    fused = rrf({"dense": [(5, 0.9), (6, 0.8)], "lexical": [(6, 3.0), (5, 2.0)]}, {}, limit=2)
+    assert [c.chunk_id for c in fused] == [5, 6]  # equal sums: dense saw 5 first
