@@ -85,6 +85,7 @@ class TantivyLexicon:
         self._index = self._open()
         self._searcher = self._index.searcher()
         self._seen = self._state_stamp()
+        self._known_state: tuple[tuple[int, int], SyncState] | None = None
 
     def _open(self) -> Any:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -103,11 +104,20 @@ class TantivyLexicon:
 
     def state(self) -> SyncState:
         """The catalog position the last commit reached (zero when unknown)."""
+        # Every search asks: the file is read again only when it was replaced (a commit
+        # replaces it, so its inode and mtime change), which one stat tells.
+        stamp = self._state_stamp()
+        known = self._known_state
+        if stamp is not None and known is not None and known[0] == stamp:
+            return known[1]
         try:
             raw = json.loads((self.path / _STATE_FILE).read_text())
-            return SyncState(int(raw["high_id"]), int(raw["tombstone"]))
+            state = SyncState(int(raw["high_id"]), int(raw["tombstone"]))
         except (OSError, ValueError, KeyError, TypeError):
             return SyncState(0, 0)
+        if stamp is not None:
+            self._known_state = (stamp, state)
+        return state
 
     def _write_state(self, state: SyncState) -> None:
         target = self.path / _STATE_FILE

@@ -19,7 +19,8 @@ so drift on a shared machine hits each alike):
 out in DIR (e.g. `git worktree add --detach /tmp/before 5fa083d`, the state issue 11 was filed
 against) run with that tree's own `.venv`, on its own copy of the data, so the throughput
 target (>= 4x today's) is measured against the real thing in the same run.
-`--collection-int8 NAME` also serves the default int8 model's collection of DIR.
+`--collection-int8 NAME` also serves the default int8 model's collection of DIR, and
+`--previous-tree DIR` an earlier commit of this code on it (a before/after in the same run).
 """
 
 from __future__ import annotations
@@ -162,7 +163,12 @@ def part_ingest(texts: list[str], rounds: int) -> dict[str, float]:
     return results
 
 
-BASELINE_SERVER_CODE = SERVER_CODE.replace("service.http.app", "service.app")
+def baseline_server_code(tree: Path) -> str:
+    """The server code for an older tree: before the restructuring the app lived in
+    `service.app`."""
+    if (tree / "service" / "http" / "app.py").exists():
+        return SERVER_CODE
+    return SERVER_CODE.replace("service.http.app", "service.app")
 
 
 @contextlib.contextmanager
@@ -175,7 +181,7 @@ def server(data_dir: Path, runtime: str, baseline: Path | None = None) -> Iterat
     if baseline is not None:  # today's code: its own tree, its own venv (torch, jieba)
         python, code, cwd = (
             str(baseline / ".venv" / "bin" / "python"),
-            BASELINE_SERVER_CODE,
+            baseline_server_code(baseline),
             baseline,
         )
         env["PYTHONPATH"] = str(baseline)
@@ -201,6 +207,7 @@ def part_http(
     rounds: int,
     baseline: Path | None = None,
     collection_int8: str | None = None,
+    previous: Path | None = None,
 ) -> None:
     # (label, runtime, collection, baseline tree), every one on the same queries and rounds.
     configs: list[tuple[str, str, str, Path | None]] = []
@@ -209,6 +216,8 @@ def part_http(
     configs += [("torch", "torch", collection, None), ("onnx", "onnx", collection, None)]
     if collection_int8:
         configs.append(("onnx-int8", "onnx", collection_int8, None))
+        if previous is not None:  # an earlier commit of this code, on the same default
+            configs.append(("prev-int8", "onnx", collection_int8, previous))
     results: dict[str, tuple[float, float | None]] = {}
     # Every server up at once (an idle one costs nothing) and the rounds interleaved, A B C D
     # A B C D ..., so drift on a shared machine hits every configuration alike.
@@ -216,7 +225,7 @@ def part_http(
         urls: dict[str, str] = {}
         series: dict[str, tuple[Series, Series]] = {}
         for label, runtime, name, tree in configs:
-            served = data_dir if tree is None else data_dir.with_name("baseline-data")
+            served = data_dir if tree is None else data_dir.with_name(f"{label}-data")
             if tree is not None and not served.exists():
                 shutil.copytree(data_dir, served)
             urls[label] = stack.enter_context(server(served, runtime, tree)) + "/v1/search"
@@ -236,7 +245,7 @@ def part_http(
     for peer in ("today", "torch"):
         if peer in results:
             peer_rps = results[peer][1] or 1.0
-            for label in ("onnx", "onnx-int8"):
+            for label in ("onnx", "onnx-int8", "prev-int8"):
                 if label in results:
                     ratio = (results[label][1] or 0) / peer_rps
                     print(f"  {label} c8 throughput: {ratio:.2f}x the {peer} service")
@@ -269,6 +278,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=("query", "ingest", "http", "ask"), action="append")
     parser.add_argument("--baseline-tree", type=Path, default=None)
+    parser.add_argument(
+        "--previous-tree",
+        type=Path,
+        default=None,
+        help="an earlier commit of this code (its own checkout; .venv may be a link to this "
+        "one's): served on the int8 collection beside this tree, for a before/after",
+    )
     parser.add_argument("--collection-int8", default=None)
     args = parser.parse_args()
     parts = args.only or ["query", "ingest", "http", "ask"]
@@ -291,6 +307,7 @@ def main() -> None:
                 args.rounds,
                 args.baseline_tree,
                 args.collection_int8,
+                args.previous_tree,
             )
         if "ask" in parts:
             part_ask(data_dir, args.collection, args.rounds)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from pathlib import Path
 
 import pytest
 
 from indexer.filters import compile_filter
 from indexer.index import Index
 from indexer.ingest import Ingestor, SourceItem, delete_documents
-from indexer.lexical_tantivy import SyncState
+from indexer.lexical_tantivy import SyncState, TantivyLexicon
 from indexer.providers.local import HashingEmbedder
 from indexer.records import Collection
 from indexer.settings import Settings
@@ -169,3 +170,18 @@ def test_database_engine_setting_skips_tantivy(settings: Settings, collection: C
         assert sources(database, database.lexical_search(collection, "v2.3.1", 10)) == ["release"]
     finally:
         database.close()
+
+
+def test_a_readers_known_state_follows_every_commit_of_another_handle(tmp_path: Path) -> None:
+    writer = TantivyLexicon(tmp_path / "lex")
+    reader = TantivyLexicon(tmp_path / "lex")  # e.g. a serving process
+    try:
+        assert reader.state() == SyncState(0, 0)
+        for high in (3, 7, 11):
+            writer.add([high], [f"word{high}"])
+            writer.commit(SyncState(high, 1))
+            assert reader.state() == SyncState(high, 1)  # read again: the file was replaced
+            assert reader.state() == SyncState(high, 1)  # and kept while it is not
+    finally:
+        writer.release()
+        reader.release()
