@@ -42,3 +42,4 @@ class Tables:
         """One transaction: committed when the block ends, rolled back if it raises."""
         with database_errors_mapped(), self.engine.begin() as conn:
             yield conn
+        self.reads.changed()  # this process's own commit shows at once, not on its NOTIFY

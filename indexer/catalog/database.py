@@ -18,6 +18,7 @@ from indexer.lexical_store import LexicalIndex, lexical_index_for, pg_metadata
 from indexer.private_files import make_private_file
 from indexer.schema import metadata
 
+from .change_signals import change_signal, install_pg_triggers
 from .collections import CollectionTables
 from .documents import DocumentTables
 from .embedding_cache import EmbeddingCacheTables
@@ -89,6 +90,7 @@ def _create_schema(engine: Engine, is_sqlite: bool) -> None:
         metadata.create_all(conn)
         if not is_sqlite:
             pg_metadata.create_all(conn)
+            install_pg_triggers(conn)
 
 
 class Catalog(CollectionTables, DocumentTables, EmbeddingCacheTables, KeyTables, VectorFileTables):
@@ -104,9 +106,7 @@ class Catalog(CollectionTables, DocumentTables, EmbeddingCacheTables, KeyTables,
         self.is_sqlite = url.startswith("sqlite")
         self.engine: Engine = open_engine(url)
         self.lexical: LexicalIndex = lexical_index_for(self.engine.dialect.name)
-        self.reads = CatalogReadCache.for_database(
-            self.engine.dialect.name, self.engine.url.database
-        )
+        self.reads = CatalogReadCache(change_signal(self.engine))
 
     def close(self) -> None:
         self.reads.close()

@@ -1,18 +1,18 @@
 """Reads every request repeats (a collection by name, whether keys exist, a key by its hash),
 remembered until the catalog changes.
 
-SQLite tells a connection whether any other connection, in this process or another, has
-committed since it last asked: `PRAGMA data_version`. Asking on a connection kept for that
-alone costs microseconds, where each read it saves costs ~0.3 ms of SQLAlchemy on the
-request's path. PostgreSQL has no such counter: there every read goes to the database.
+Each read it saves costs ~0.3 ms of SQLAlchemy on the request's path. When a change may have
+happened is the change signal's to say (`change_signals.py`: SQLite's data version, or
+PostgreSQL's notifications); without one, every read goes to the database.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable, Hashable
 from typing import TypeVar, cast
+
+from .change_signals import ChangeSignal, NoSignal
 
 T = TypeVar("T")
 
@@ -20,38 +20,16 @@ _MAX_ENTRIES = 1024  # unknown keys are cached too: a bound keeps guessing from 
 
 
 class CatalogReadCache:
-    """`get(key, load)`: `load()`'s value, kept while the database's data version stays."""
+    """`get(key, load)`: `load()`'s value, kept while the signal's version stays."""
 
-    def __init__(self, sqlite_path: str | None) -> None:
-        self._watch: sqlite3.Connection | None = None
-        if sqlite_path:
-            # Autocommit, and only ever PRAGMA data_version: it never holds a read snapshot.
-            self._watch = sqlite3.connect(
-                sqlite_path, isolation_level=None, check_same_thread=False
-            )
+    def __init__(self, signal: ChangeSignal | None = None) -> None:
+        self.signal: ChangeSignal = signal or NoSignal()
         self._lock = threading.Lock()
         self._seen: int | None = None
         self._values: dict[Hashable, object] = {}
 
-    @classmethod
-    def for_database(cls, dialect: str, database: str | None) -> CatalogReadCache:
-        """Caching for a SQLite file; none for PostgreSQL or an in-memory database."""
-        on_file = dialect == "sqlite" and bool(database) and database != ":memory:"
-        usable = on_file and not str(database).startswith("file:")
-        return cls(database if usable else None)
-
-    def _version(self) -> int | None:
-        if self._watch is None:
-            return None
-        with self._lock:
-            try:
-                row = self._watch.execute("PRAGMA data_version").fetchone()
-            except sqlite3.Error:
-                return None  # the query itself will report what is wrong
-        return int(row[0])
-
     def get(self, key: Hashable, load: Callable[[], T]) -> T:
-        version = self._version()
+        version = self.signal.version()
         if version is None:
             return load()
         with self._lock:
@@ -61,7 +39,7 @@ class CatalogReadCache:
             elif key in self._values:
                 return cast(T, self._values[key])
         # Read after the version: the value is at least as new as it, so keeping it under
-        # that version is safe (a commit in between only makes the next get reload).
+        # that version is safe (a change in between only makes the next get reload).
         value = load()
         with self._lock:
             if self._seen == version:
@@ -70,9 +48,11 @@ class CatalogReadCache:
                 self._values[key] = value
         return value
 
+    def changed(self) -> None:
+        """This process committed: what it changed is read again from now on."""
+        self.signal.changed()
+
     def close(self) -> None:
+        self.signal.close()
         with self._lock:
-            if self._watch is not None:
-                self._watch.close()
-                self._watch = None
             self._values.clear()
