@@ -3,15 +3,16 @@ changed, off whenever the listener is not connected."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from indexer.catalog import Catalog
-from indexer.catalog.change_signals import LISTENER_NAME, pg_triggers_installed
+from indexer.catalog.change_signals import LISTENER_NAME, NoSignal, pg_triggers_installed
 from indexer.settings import Settings
 from service.http.auth import create_key, hash_key, revoke_key
 
@@ -125,3 +126,30 @@ def test_pg_triggers_are_restored_when_a_catalog_opens(
             assert pg_triggers_installed(conn)
     finally:
         reopened.close()
+
+
+def test_pg_a_role_that_may_not_create_triggers_opens_without_the_cache(
+    catalog: Catalog, settings: Settings, postgres_url: str
+) -> None:
+    role = f"rs_limited_{secrets.token_hex(4)}"
+    outside_write(postgres_url, "DROP TRIGGER ragsearch_api_keys_changed ON api_keys")
+    outside_write(
+        postgres_url,
+        f"CREATE ROLE {role} LOGIN; "
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}; "
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+    )
+    limited_url = make_url(postgres_url).set(username=role, password=None)
+    limited_url = limited_url.render_as_string(hide_password=False)
+    try:
+        limited = Catalog(limited_url)  # it may not create the trigger back
+        try:
+            assert isinstance(limited.reads.signal, NoSignal)
+            secret, _ = create_key(limited, "ops", ["read"])
+            assert limited.find_key(hash_key(secret)) is not None
+            outside_write(postgres_url, "UPDATE api_keys SET revoked_at = 'now'")
+            assert limited.find_key(hash_key(secret)) is None  # read from the database
+        finally:
+            limited.close()
+    finally:
+        outside_write(postgres_url, f"DROP OWNED BY {role}; DROP ROLE {role}")
