@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from functools import partial
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -367,7 +368,10 @@ def _stream_error(exc: Exception) -> str:
 
 
 async def _stream(
-    chat: _Chat, first: AnswerEvent, events: AsyncGenerator[AnswerEvent, None]
+    chat: _Chat,
+    first: AnswerEvent,
+    events: AsyncGenerator[AnswerEvent, None],
+    charge: Callable[[list[dict[str, Any]]], None],
 ) -> AsyncIterator[str]:
     """OpenAI chunks: the role, each delta, then a final chunk with finish, usage, citations.
 
@@ -388,13 +392,15 @@ async def _stream(
     finally:
         await events.aclose()
     answered = builder.answer()
+    usage = _usage(answered, chat.question, chat.rewrite)
+    charge([usage])  # a streamed answer costs the key's daily budget as a whole one does
     footer = chat.footer(answered)
     if footer:
         yield chat.chunk({"content": footer})
     yield chat.chunk(
         {},
         _FINISH_REASONS.get(answered.finish_reason, "stop"),
-        usage=_usage(answered, chat.question, chat.rewrite),
+        usage=usage,
         citations=[c.as_dict() for c in answered.citations],
         sources=[s.as_dict() for s in answered.sources],
         ragsearch=chat.extension(answered),
@@ -448,7 +454,7 @@ async def chat_completions(
         await events.aclose()
         raise
     return StreamingResponse(
-        _stream(chat, first, events),
+        _stream(chat, first, events, partial(budget.charge, principal)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -212,6 +212,23 @@ def test_a_key_stops_answering_when_its_daily_tokens_are_spent(seeded: Settings)
     assert tomorrow.status_code == 200
 
 
+def test_streamed_chat_answers_count_against_the_keys_budget(seeded: Settings) -> None:
+    settings = seeded.model_copy(update={"key_daily_tokens": 20})  # one chat reports ~24
+    reader = bearer(new_key(settings, "reader", ["read"]))
+    chat = {
+        "model": "ragsearch:docs",
+        "messages": [{"role": "user", "content": "backup?"}],
+        "stream": True,
+    }
+    with answering(settings) as client:
+        streamed = client.post("/v1/chat/completions", json=chat, headers=reader)
+        again = client.post("/v1/chat/completions", json=chat, headers=reader)
+        answer = client.post("/v1/answer", json=ANSWER, headers=reader)
+    assert streamed.status_code == 200 and "[DONE]" in streamed.text
+    assert again.status_code == 429  # the stream spent the day's tokens
+    assert answer.status_code == 429
+
+
 def test_mcp_answers_count_against_the_keys_budget(seeded: Settings) -> None:
     from mcp import Client
 
