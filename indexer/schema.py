@@ -135,6 +135,16 @@ api_keys = Table(
     sqlite_autoincrement=True,
 )
 
+# Model tokens each key spent per UTC day, for the daily budget (RAGSEARCH_KEY_DAILY_TOKENS):
+# in the catalog, so a budget holds across restarts, worker processes and replicas.
+key_token_spend = Table(
+    "key_token_spend",
+    metadata,
+    Column("key_id", IdType, primary_key=True),
+    Column("day", String(10), primary_key=True),  # ISO date, UTC
+    Column("tokens", BigInteger, nullable=False),
+)
+
 ingest_jobs = Table(
     "ingest_jobs",
     metadata,

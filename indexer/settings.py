@@ -266,7 +266,8 @@ class Settings(BaseSettings):
     key_daily_tokens: int | None = Field(
         None,
         description="Model tokens (prompt + completion) each API key may spend per UTC day on "
-        "answers and chat; unset means no budget. Counted per server process.",
+        "answers and chat; unset means no budget. Counted in the catalog: shared by every "
+        "process and replica, kept across restarts.",
     )
 
     @property

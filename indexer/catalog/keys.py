@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from indexer.records import ApiKey, NewApiKey
-from indexer.schema import api_keys
+from indexer.schema import api_keys, key_token_spend
 
 from .connections import Tables
 from .rows import api_key_from, now
@@ -77,3 +79,29 @@ class KeyTables(Tables):
                 )
             ).first()
         return None if row is None else api_key_from(row._mapping)
+
+    def tokens_spent(self, key_id: int, day: date) -> int:
+        """Model tokens the key spent on `day` (UTC)."""
+        with self.connect() as conn:
+            found = conn.execute(
+                select(key_token_spend.c.tokens).where(
+                    key_token_spend.c.key_id == key_id,
+                    key_token_spend.c.day == day.isoformat(),
+                )
+            ).scalar()
+        return int(found or 0)
+
+    def add_tokens_spent(self, key_id: int, day: date, tokens: int) -> None:
+        """Add to the key's count for `day`, atomically: replicas charging at once all count."""
+        if tokens <= 0:
+            return
+        with self.transaction() as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            row = {"key_id": key_id, "day": day.isoformat(), "tokens": tokens}
+            upsert = dialect.insert(key_token_spend).values(row)
+            conn.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[key_token_spend.c.key_id, key_token_spend.c.day],
+                    set_={"tokens": key_token_spend.c.tokens + upsert.excluded.tokens},
+                )
+            )

@@ -1,21 +1,27 @@
 """Per-key daily token budgets for the model calls a key's answers and chats cost.
 
 A public widget key could otherwise spend the operator's provider account without bound.
-Counted per server process and per UTC day (`RAGSEARCH_KEY_DAILY_TOKENS`); the open
-principal (no keys) has no budget.
+Counted per UTC day (`RAGSEARCH_KEY_DAILY_TOKENS`) in the catalog, so a budget holds across
+restarts and is shared by every process and replica on it; the open principal (no keys) has
+no budget. Check-then-charge is not atomic: requests already admitted when the budget runs
+out still finish and are charged.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from indexer.errors import TooManyRequests
+from indexer.catalog import Catalog
+from indexer.errors import RagsearchError, TooManyRequests
 from service.http.auth import Principal
 
 __all__ = ["TokenBudget", "utc_today"]
+
+log = logging.getLogger("ragsearch.http")
 
 
 def utc_today() -> date:
@@ -30,37 +36,36 @@ def tokens_of(usage: Iterable[Mapping[str, Any]]) -> int:
 
 
 class TokenBudget:
-    """Tokens spent per key today; refuses a key's request once its budget is used up."""
+    """Refuses a key's request once its tokens for today are spent; counts what it spends.
+
+    Both go to the catalog in a worker thread: a charge is a write, which may wait for a
+    writer's transaction, and the event loop must not.
+    """
 
     def __init__(self, daily_tokens: int | None, today: Callable[[], date] = utc_today) -> None:
         self.daily_tokens = daily_tokens
         self.today = today
-        self._spent: dict[int, tuple[date, int]] = {}
-        self._lock = threading.Lock()
 
-    def _current(self, key_id: int) -> int:
-        day, spent = self._spent.get(key_id, (self.today(), 0))
-        return spent if day == self.today() else 0
-
-    def check(self, principal: Principal) -> None:
+    async def check(self, catalog: Catalog, principal: Principal) -> None:
         """Raise TooManyRequests (429) when the key has spent its tokens for today."""
         if self.daily_tokens is None or principal.key_id is None:
             return
-        with self._lock:
-            spent = self._current(principal.key_id)
+        spent = await asyncio.to_thread(catalog.tokens_spent, principal.key_id, self.today())
         if spent >= self.daily_tokens:
             raise TooManyRequests(
                 f"key {principal.name!r} has used its {self.daily_tokens:,} model tokens for "
                 "today (UTC); it can answer again tomorrow"
             )
 
-    def charge(self, principal: Principal, usage: Iterable[Mapping[str, Any]]) -> None:
-        """Add the tokens of a finished request to the key's count for today."""
+    async def charge(
+        self, catalog: Catalog, principal: Principal, usage: Iterable[Mapping[str, Any]]
+    ) -> None:
+        """Add the tokens of a finished request to the key's count for today. The answer is
+        already out: a catalog failure is logged, not raised."""
         if self.daily_tokens is None or principal.key_id is None:
             return
         cost = tokens_of(usage)
-        with self._lock:
-            self._spent[principal.key_id] = (
-                self.today(),
-                self._current(principal.key_id) + cost,
-            )
+        try:
+            await asyncio.to_thread(catalog.add_tokens_spent, principal.key_id, self.today(), cost)
+        except RagsearchError as exc:
+            log.warning("could not charge %d tokens to key %r: %s", cost, principal.name, exc)

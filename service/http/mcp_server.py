@@ -127,13 +127,13 @@ def build_server(caller_for: CallerFor) -> MCPServer:
         caller = caller_for(ctx)
         authorize(caller.principal, "read", collection)
         if caller.budget is not None:
-            caller.budget.check(caller.principal)
+            await caller.budget.check(caller.engine.index.catalog, caller.principal)
         body = await caller.engine.answer(
             AnswerRequest(query=query, collection=collection, top_k=top_k, filter=filter)
         )
         full = body.as_dict()
         if caller.budget is not None:
-            caller.budget.charge(caller.principal, full["usage"])
+            await caller.budget.charge(caller.engine.index.catalog, caller.principal, full["usage"])
         keep = ("answer", "citations", "model", "grounded", "finish_reason", "warnings")
         return {k: full[k] for k in keep}
 

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any, Literal
 
@@ -371,7 +371,7 @@ async def _stream(
     chat: _Chat,
     first: AnswerEvent,
     events: AsyncGenerator[AnswerEvent, None],
-    charge: Callable[[list[dict[str, Any]]], None],
+    charge: Callable[[list[dict[str, Any]]], Awaitable[None]],
 ) -> AsyncIterator[str]:
     """OpenAI chunks: the role, each delta, then a final chunk with finish, usage, citations.
 
@@ -393,7 +393,7 @@ async def _stream(
         await events.aclose()
     answered = builder.answer()
     usage = _usage(answered, chat.question, chat.rewrite)
-    charge([usage])  # a streamed answer costs the key's daily budget as a whole one does
+    await charge([usage])  # a streamed answer costs the key's daily budget as a whole one does
     footer = chat.footer(answered)
     if footer:
         yield chat.chunk({"content": footer})
@@ -432,7 +432,7 @@ async def chat_completions(
     )
     authorize(principal, "read", collection)
     budget: TokenBudget = http_request.app.state.token_budget
-    budget.check(principal)
+    await budget.check(engine.index.catalog, principal)
     engine.index.catalog.get_collection(collection)  # NotFound before any model call
     rewrite = await standalone_query(question, history, engine.chat, engine.chat_model_name)
     request = AnswerRequest(
@@ -445,7 +445,7 @@ async def chat_completions(
     chat = _Chat(body, question, collection, rewrite)
     if not body.stream:
         answered = await engine.answer(request)
-        budget.charge(principal, [_usage(answered, question, rewrite)])
+        await budget.charge(engine.index.catalog, principal, [_usage(answered, question, rewrite)])
         return JSONResponse(chat.completion(answered))
     events = engine.answer_events(request)
     try:
@@ -454,7 +454,7 @@ async def chat_completions(
         await events.aclose()
         raise
     return StreamingResponse(
-        _stream(chat, first, events, partial(budget.charge, principal)),
+        _stream(chat, first, events, partial(budget.charge, engine.index.catalog, principal)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -201,3 +201,20 @@ def test_postgres_reopening_keeps_data_and_reconciles_vectors(
 def test_postgres_other_databases_are_refused() -> None:
     with pytest.raises(CatalogError, match="unsupported catalog database 'mysql'"):
         Catalog("mysql+pymysql://u@127.0.0.1/x")
+
+
+def test_postgres_daily_token_spend_adds_up_under_concurrent_charges(settings: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import date
+
+    settings.data_dir.mkdir(parents=True)
+    replicas = [Catalog(settings.resolved_catalog_url) for _ in range(2)]
+    day = date(2026, 1, 1)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            charges = [replicas[i % 2] for i in range(40)]
+            list(pool.map(lambda c: c.add_tokens_spent(7, day, 5), charges))
+        assert [r.tokens_spent(7, day) for r in replicas] == [200, 200]
+    finally:
+        for replica in replicas:
+            replica.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -87,11 +87,12 @@ async def answer(
     authorize(principal, "read", body.collection)
     check_answer_choice(principal, body.model, body.scope, engine.settings.key_models)
     budget: TokenBudget = request.app.state.token_budget
-    budget.check(principal)
+    catalog = engine.index.catalog
+    await budget.check(catalog, principal)
     if not body.stream:
         result = (await engine.answer(body.to_request())).as_dict()
         _observe_answer(metrics, result)
-        budget.charge(principal, result.get("usage", []))
+        await budget.charge(catalog, principal, result.get("usage", []))
         return result
     events = engine.answer_events(body.to_request())
     try:
@@ -100,7 +101,11 @@ async def answer(
         await events.aclose()
         raise
     stream = _sse(
-        first, events, request_id(request.scope), metrics, partial(budget.charge, principal)
+        first,
+        events,
+        request_id(request.scope),
+        metrics,
+        partial(budget.charge, catalog, principal),
     )
     return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE_HEADERS)
 
@@ -115,7 +120,7 @@ async def _sse(
     events: AsyncGenerator[AnswerEvent, None],
     rid: str,
     metrics: Metrics,
-    charge: Callable[[list[dict[str, Any]]], None],
+    charge: Callable[[list[dict[str, Any]]], Awaitable[None]],
 ) -> AsyncIterator[bytes]:
     try:
         yield sse_event(first.name, first.as_dict())
@@ -123,7 +128,7 @@ async def _sse(
             data = event.as_dict()
             if isinstance(event, DoneEvent):
                 _observe_answer(metrics, data)
-                charge(data.get("usage", []))
+                await charge(data.get("usage", []))
             yield sse_event(event.name, data)
     except RagsearchError as exc:
         _, code, message = public_error(exc, rid)

@@ -229,6 +229,37 @@ def test_streamed_chat_answers_count_against_the_keys_budget(seeded: Settings) -
     assert answer.status_code == 429
 
 
+def test_a_keys_daily_budget_holds_across_restarts_and_replicas(seeded: Settings) -> None:
+    settings = seeded.model_copy(update={"key_daily_tokens": 100})
+    today = Today()
+    reader = bearer(new_key(settings, "reader", ["read"]))
+    with answering(settings, today) as replica_a, answering(settings, today) as replica_b:
+        spent = replica_a.post("/v1/answer", json=ANSWER, headers=reader)
+        elsewhere = replica_b.post("/v1/answer", json=ANSWER, headers=reader)
+    with answering(settings, today) as restarted:
+        after_restart = restarted.post("/v1/answer", json=ANSWER, headers=reader)
+    assert spent.status_code == 200, spent.text
+    assert elsewhere.status_code == 429  # the other replica sees the spend
+    assert after_restart.status_code == 429  # and a restart does not reset it
+
+
+def test_concurrent_charges_all_count(seeded: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from indexer.catalog import Catalog
+
+    day = date(2026, 1, 1)
+    catalog = Catalog(seeded.resolved_catalog_url)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda _: catalog.add_tokens_spent(7, day, 5), range(40)))
+        assert catalog.tokens_spent(7, day) == 200
+        assert catalog.tokens_spent(7, day + timedelta(days=1)) == 0
+        assert catalog.tokens_spent(8, day) == 0
+    finally:
+        catalog.close()
+
+
 def test_mcp_answers_count_against_the_keys_budget(seeded: Settings) -> None:
     from mcp import Client
 
