@@ -114,7 +114,7 @@ class PostgresNotifications:
     database per process, shared by its catalogs (`postgres_signal`)."""
 
     def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
+        self.dsn = dsn
         self._lock = threading.Lock()
         self._count: int | None = None  # None: not listening
         self.users = 0  # open catalogs using it; guarded by _registry_lock
@@ -143,7 +143,7 @@ class PostgresNotifications:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(
-                    self._dsn, autocommit=True, connect_timeout=10, application_name=LISTENER_NAME
+                    self.dsn, autocommit=True, connect_timeout=10, application_name=LISTENER_NAME
                 ) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._set(listening=True)
@@ -193,8 +193,8 @@ class _SharedListener:
         with _registry_lock:
             listener.users -= 1
             last = listener.users == 0
-            if last and _listeners.get(listener._dsn) is listener:
-                del _listeners[listener._dsn]
+            if last and _listeners.get(listener.dsn) is listener:
+                del _listeners[listener.dsn]
         if last:
             listener.stop()
 

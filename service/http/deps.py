@@ -46,19 +46,16 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def get_metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
-
-
 # FastAPI runs a plain `def` dependency in its thread pool: a thread hop per dependency per
-# request. These are what routes depend on, so they are coroutines.
+# request. What routes depend on is therefore a coroutine (`get_engine` stays a function for
+# code that is not a dependency).
 async def engine_of(request: Request) -> Engine:
     return get_engine(request)
 
 
-async def metrics_of(request: Request) -> Metrics:
-    return get_metrics(request)
+async def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
 
 
 BEARER = HTTPBearer(
@@ -106,7 +103,7 @@ async def require_json(request: Request) -> None:
 
 EngineDep = Annotated[Engine, Depends(engine_of)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-MetricsDep = Annotated[Metrics, Depends(metrics_of)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 @asynccontextmanager

@@ -80,7 +80,6 @@ def zscore(
     """
     floors: dict[str, float] = {}
     normalised: dict[str, dict[int, float]] = {}
-    seen: dict[int, None] = {}
     for name, hits in ranked.items():
         if not hits:
             continue
@@ -89,7 +88,8 @@ def zscore(
         spread = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 or 1.0
         normalised[name] = {chunk_id: (score - mean) / spread for chunk_id, score in hits}
         floors[name] = min(normalised[name].values())
-        seen.update(dict.fromkeys(chunk_id for chunk_id, _ in hits))
+    # Every chunk once, in the order the lists first saw it.
+    seen = dict.fromkeys(chunk_id for z in normalised.values() for chunk_id in z)
     fused = {
         chunk_id: sum(
             weights.get(name, 1.0) * z.get(chunk_id, floors[name]) for name, z in normalised.items()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,8 @@ from indexer.catalog import Catalog
 from indexer.catalog.change_signals import LISTENER_NAME, NoSignal, pg_triggers_installed
 from indexer.settings import Settings
 from service.http.auth import create_key, hash_key, revoke_key
+from tests.indexer import test_catalog
+from tests.indexer.test_catalog_read_cache import Loads
 
 
 @pytest.fixture
@@ -22,12 +24,7 @@ def settings(tmp_path: Path, postgres_url: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", catalog_url=postgres_url)
 
 
-@pytest.fixture
-def catalog(settings: Settings) -> Iterator[Catalog]:
-    settings.data_dir.mkdir(parents=True)
-    opened = Catalog(settings.resolved_catalog_url)
-    yield opened
-    opened.close()
+catalog = test_catalog.catalog  # the catalog specification's fixture, on this module's settings
 
 
 def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
@@ -55,12 +52,7 @@ def test_pg_reads_are_kept_until_another_replica_commits(
     catalog: Catalog, postgres_url: str
 ) -> None:
     assert eventually(lambda: listening(catalog))
-    loads: list[int] = []
-
-    def load() -> int:
-        loads.append(1)
-        return len(loads)
-
+    load = Loads()
     assert [catalog.reads.get("k", load) for _ in range(3)] == [1, 1, 1]
 
     outside_write(

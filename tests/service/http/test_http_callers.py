@@ -260,6 +260,27 @@ def test_concurrent_charges_all_count(seeded: Settings) -> None:
         catalog.close()
 
 
+def test_a_charge_the_catalog_cannot_take_is_logged_and_the_answer_stands(
+    seeded: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    from indexer.catalog import Catalog
+    from service.http.auth import Principal
+    from service.http.budget import TokenBudget
+
+    catalog = Catalog(seeded.resolved_catalog_url)
+    reader = Principal(name="reader", scopes=frozenset({"read"}), collections=None, key_id=7)
+    usage = [{"prompt_tokens": 10, "completion_tokens": 5}]
+    try:
+        with sqlite3.connect(str(catalog.engine.url.database)) as damage:
+            damage.execute("DROP TABLE key_token_spend")  # a damaged catalog
+        asyncio.run(TokenBudget(100, Today()).charge(catalog, reader, usage))  # no raise
+    finally:
+        catalog.close()
+    assert "could not charge 15 tokens to key 'reader'" in caplog.text
+
+
 def test_mcp_answers_count_against_the_keys_budget(seeded: Settings) -> None:
     from mcp import Client
 
